@@ -18,6 +18,7 @@ _build_into() {
   parent=$(dirname "$final")
   mkdir -p "$parent"
   tmp=$(mktemp -d "$parent/.build.XXXXXX")
+  chmod 755 "$tmp"
   start=$(date +%s)
   log "building $name (cached afterwards in $final)"
   if ! OUT=$tmp "$@"; then
@@ -42,18 +43,59 @@ _go_build_k8s() {
   ldflags+=" -X k8s.io/component-base/version.gitMajor=$major"
   ldflags+=" -X k8s.io/component-base/version.gitMinor=$minor"
   ldflags+=" -X k8s.io/component-base/version.gitTreeState=clean"
-  # One go build for all four commands shares the (long) compile of the common
-  # packages; kubelet is not run yet but a later issue needs it.
+  # One go build for all commands shares the (long) compile of the common
+  # packages. kubelet is not run yet but a later issue needs it; kubectl is
+  # built so the tests use a client of the same minor as the server.
   go -C "$HACK_DIR/gomod/kubernetes" build -trimpath -ldflags "$ldflags" -o "$OUT/" \
-    k8s.io/kubernetes/cmd/kube-apiserver \
-    k8s.io/kubernetes/cmd/kube-controller-manager \
-    k8s.io/kubernetes/cmd/kube-scheduler \
-    k8s.io/kubernetes/cmd/kubelet
+    "${K8S_COMMANDS[@]/#/k8s.io/kubernetes/cmd/}"
 }
 
+K8S_COMMANDS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl)
+
 build_kubernetes() {
-  local d; d=$(k8s_bin_dir)
-  [[ -x $d/kube-apiserver && -x $d/kube-controller-manager && -x $d/kube-scheduler && -x $d/kubelet ]] && return 0
+  local d c; d=$(k8s_bin_dir)
+  for c in "${K8S_COMMANDS[@]}" ""; do
+    [[ -z $c ]] && return 0          # all present
+    [[ -x $d/$c ]] || break
+  done
   go_path_setup
   _build_into "$d" "kubernetes $KUBERNETES_VERSION" _go_build_k8s
+}
+
+_go_install_minio() {
+  # MinIO's own install method; GOBIN puts the binary straight into the cache.
+  # The module has no replace directives, so `go install pkg@version` works.
+  GOBIN=$OUT go install -trimpath -ldflags "-s -w" "github.com/minio/minio@$MINIO_VERSION"
+}
+
+build_minio() {
+  local d; d=$(minio_bin_dir)
+  [[ -x $d/minio ]] && return 0
+  go_path_setup
+  _build_into "$d" "minio $MINIO_VERSION" _go_install_minio
+}
+
+_go_build_ferretdb() {
+  go -C "$HACK_DIR/gomod/ferretdb" build -trimpath -ldflags "-s -w" -o "$OUT/" \
+    github.com/FerretDB/FerretDB/cmd/ferretdb
+}
+
+build_ferretdb() {
+  local d; d=$(ferretdb_bin_dir)
+  [[ -x $d/ferretdb ]] && return 0
+  go_path_setup
+  _build_into "$d" "ferretdb $FERRETDB_VERSION" _go_build_ferretdb
+}
+
+_go_build_etcd() {
+  go -C "$HACK_DIR/gomod/etcd" build -trimpath -ldflags "-s -w" -o "$OUT/etcd" go.etcd.io/etcd/server/v3
+}
+
+build_etcd() {
+  # Debian's etcd-server package is used unless ETCD_SOURCE=build.
+  [[ $ETCD_SOURCE == build ]] || return 0
+  local d; d=$(etcd_bin_dir)
+  [[ -x $d/etcd ]] && return 0
+  go_path_setup
+  _build_into "$d" "etcd $ETCD_VERSION" _go_build_etcd
 }

@@ -9,15 +9,16 @@ PKI_DIR=$STACK_DIR/pki
 
 _openssl() { openssl "$@" 2>> "$LOG_DIR/openssl.log" >/dev/null; }
 
-# _client_cert NAME SUBJECT : EC P-256 key + cert signed by the CA, 10 years.
+# _client_cert NAME SUBJECT : EC P-256 key + cert signed by the CA ($CA_NAME,
+# default ca), valid 10 years.
 _client_cert() {
-  local name=$1 subj=$2 ext
+  local name=$1 subj=$2 ext ca=${CA_NAME:-ca}
   [[ -s $PKI_DIR/$name.crt ]] && return 0
   ext=$(mktemp)
   printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n' > "$ext"
   _openssl ecparam -name prime256v1 -genkey -noout -out "$PKI_DIR/$name.key"
   _openssl req -new -key "$PKI_DIR/$name.key" -subj "$subj" -out "$PKI_DIR/$name.csr"
-  _openssl x509 -req -in "$PKI_DIR/$name.csr" -CA "$PKI_DIR/ca.crt" -CAkey "$PKI_DIR/ca.key" \
+  _openssl x509 -req -in "$PKI_DIR/$name.csr" -CA "$PKI_DIR/$ca.crt" -CAkey "$PKI_DIR/$ca.key" \
     -CAcreateserial -days 3650 -sha256 -extfile "$ext" -out "$PKI_DIR/$name.crt"
   rm -f "$ext" "$PKI_DIR/$name.csr"
 }
@@ -58,6 +59,16 @@ EXT
   _client_cert kube-scheduler "/CN=system:kube-scheduler"
   # Lets the API server reach kubelets (logs/exec) once a later issue runs one.
   _client_cert apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client"
+  # A separate CA for the front proxy (requestheader authentication), as kubeadm does.
+  if [[ ! -s $PKI_DIR/front-proxy-ca.crt ]]; then
+    _openssl genrsa -out "$PKI_DIR/front-proxy-ca.key" 2048
+    _openssl req -x509 -new -key "$PKI_DIR/front-proxy-ca.key" -sha256 -days 3650 \
+      -subj "/CN=tributary-front-proxy-ca" \
+      -addext "basicConstraints=critical,CA:TRUE" \
+      -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature" \
+      -out "$PKI_DIR/front-proxy-ca.crt"
+  fi
+  CA_NAME=front-proxy-ca _client_cert front-proxy-client "/CN=front-proxy-client"
   if [[ ! -s $PKI_DIR/sa.key ]]; then
     _openssl genrsa -out "$PKI_DIR/sa.key" 2048
     _openssl rsa -in "$PKI_DIR/sa.key" -pubout -out "$PKI_DIR/sa.pub"

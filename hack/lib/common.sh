@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2034 # variables used by the scripts that source this file
 # Shared paths and helpers for hack/stack and hack/build. Everything the stack
 # creates lives outside the repository, under ~/.cache/tributary, so that a
 # fresh clone reuses binaries built by an earlier checkout.

@@ -50,6 +50,11 @@ svc_etcd_healthy() {
 
 # ---- kube-apiserver -------------------------------------------------------
 svc_kube_apiserver_start() {
+  # The front-proxy (requestheader) CA is what aggregated API servers and the
+  # controllers' delegated authentication expect, as in kubeadm clusters.
+  # --endpoint-reconciler-type none: the API server listens on loopback only,
+  # and the `kubernetes` Endpoints object may not hold a loopback address (the
+  # reconciler would log an error every 10 s); nothing here routes Service IPs.
   # RBAC as in a real cluster (the operator's ClusterRole is then tested for
   # real); Node so that a kubelet (later issue) is authorized like in kubeadm.
   # The service-account issuer/keys let the controller-manager mint tokens.
@@ -69,6 +74,14 @@ svc_kube_apiserver_start() {
     --service-account-signing-key-file "$PKI_DIR/sa.key" \
     --service-cluster-ip-range 10.96.0.0/16 \
     --allow-privileged=true \
+    --requestheader-client-ca-file "$PKI_DIR/front-proxy-ca.crt" \
+    --requestheader-allowed-names front-proxy-client \
+    --requestheader-username-headers X-Remote-User \
+    --requestheader-group-headers X-Remote-Group \
+    --requestheader-extra-headers-prefix X-Remote-Extra- \
+    --proxy-client-cert-file "$PKI_DIR/front-proxy-client.crt" \
+    --proxy-client-key-file "$PKI_DIR/front-proxy-client.key" \
+    --endpoint-reconciler-type none \
     --profiling=false \
     --v=1
 }
@@ -77,6 +90,7 @@ svc_kube_apiserver_healthy() { [[ $(_kcurl /readyz) == ok ]]; }
 # ---- kube-controller-manager ----------------------------------------------
 svc_kube_controller_manager_start() {
   write_kubeconfig "$STACK_DIR/kube-controller-manager.kubeconfig" kube-controller-manager
+  # --flex-volume-plugin-dir: keep it from creating /usr/libexec/kubernetes.
   # --controllers='*' is every default-on controller: job, ttl-after-finished,
   # garbage-collector, serviceaccount (creates `default` SAs), serviceaccount-
   # token, namespace, ... The cluster signer reuses the CA (as kubeadm does)
@@ -95,6 +109,7 @@ svc_kube_controller_manager_start() {
     --cluster-signing-cert-file "$PKI_DIR/ca.crt" \
     --cluster-signing-key-file "$PKI_DIR/ca.key" \
     --service-cluster-ip-range 10.96.0.0/16 \
+    --flex-volume-plugin-dir "$STACK_DIR/kube-controller-manager/flexvolume" \
     --profiling=false \
     --v=1
 }
