@@ -5,6 +5,7 @@
 //! one tested source of truth.
 
 pub mod api;
+pub mod contract;
 pub mod crd;
 pub mod dag;
 pub mod identifier;
