@@ -76,8 +76,26 @@ build_minio() {
 }
 
 _go_build_ferretdb() {
-  go -C "$HACK_DIR/gomod/ferretdb" build -trimpath -ldflags "-s -w" -o "$OUT/" \
-    github.com/FerretDB/FerretDB/cmd/ferretdb
+  # FerretDB's build/version package embeds generated files (version.txt...)
+  # that are not in the module zip, and panics at start-up without them when
+  # the main package belongs to the FerretDB module -- which it does for both
+  # `go install .../cmd/ferretdb@v1.24.2` and a build of that package from a
+  # wrapper module. So: fetch the source pinned (and hash-checked) by the
+  # wrapper's go.mod/go.sum, copy it to a scratch dir, write the version file
+  # as upstream's `task gen-version` would, and build the real upstream CLI.
+  local src work
+  src=$(go -C "$HACK_DIR/gomod/ferretdb" mod download -json github.com/FerretDB/FerretDB \
+    | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  [[ -n $src && -d $src ]] || { echo "could not download the FerretDB module" >&2; return 1; }
+  work=$(mktemp -d)
+  cp -r "$src/." "$work/"
+  chmod -R u+w "$work"
+  echo "$FERRETDB_VERSION" > "$work/build/version/version.txt"
+  echo "tributary-stack" > "$work/build/version/package.txt"
+  local rc=0
+  go -C "$work" build -trimpath -ldflags "-s -w" -o "$OUT/" ./cmd/ferretdb || rc=$?
+  rm -rf "$work"
+  return $rc
 }
 
 build_ferretdb() {

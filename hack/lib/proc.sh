@@ -16,7 +16,7 @@ pid_of() {
   local f=$RUN_DIR/$1.pid pid st
   [[ -r $f ]] || return 1
   read -r pid st < "$f" || true
-  if [[ -n ${pid:-} && -d /proc/$pid && $(_starttime "$pid") == "${st:-}" ]]; then
+  if [[ -n ${pid:-} ]] && alive "$pid" && [[ $(_starttime "$pid") == "${st:-}" ]]; then
     echo "$pid"; return 0
   fi
   rm -f "$f"
@@ -44,24 +44,43 @@ record_pid() {
   echo "$2 $(_starttime "$2")" > "$RUN_DIR/$1.pid"
 }
 
-# stop_daemon NAME [GRACE_SECONDS]: TERM the process group, then KILL.
+# alive PID: the process exists and is not a zombie. (Our daemons are
+# reparented to PID 1, which may reap them a little later.)
+alive() {
+  [[ -d /proc/$1 ]] || return 1
+  local state
+  state=$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) || return 1
+  [[ -n $state && $state != Z && $state != X ]]
+}
+
+# descendants PID: every process below PID, including those that left its
+# process group (sshd's per-connection children call setsid()).
+descendants() {
+  local kids k
+  kids=$(ps -o pid= --ppid "$1" 2>/dev/null) || true
+  for k in $kids; do echo "$k"; descendants "$k"; done
+}
+
+# stop_daemon NAME [GRACE_SECONDS]: TERM the process group and descendants,
+# wait for them to exit, then KILL whatever is left.
 stop_daemon() {
-  local name=$1 grace=${2:-10} pid i
+  local name=$1 grace=${2:-10} pid i p others
   pid=$(pid_of "$name") || return 0
+  others=$(descendants "$pid")
   kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+  for p in $others; do kill -TERM "$p" 2>/dev/null || true; done
   for ((i = 0; i < grace * 10; i++)); do
-    [[ -d /proc/$pid ]] || break
-    # A zombie child of this shell would never go away by itself.
-    [[ $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) == Z ]] && break
+    alive "$pid" || break
     sleep 0.1
   done
-  if [[ -d /proc/$pid ]]; then
-    log "$name did not stop in ${grace}s; killing"
-    kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+  if alive "$pid"; then
+    log "$name did not stop in ${grace}s; killing it"
   fi
-  # Anything left in the group (a child that ignored TERM) goes as well.
+  # Anything left in the group, or below it, goes too.
   kill -KILL -- "-$pid" 2>/dev/null || true
+  for p in $others; do alive "$p" && kill -KILL "$p" 2>/dev/null; done
   rm -f "$RUN_DIR/$name.pid"
+  return 0
 }
 
 # wait_for DESCRIPTION TIMEOUT_SECONDS CMD...: poll CMD until it succeeds.

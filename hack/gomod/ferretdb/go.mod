@@ -1,7 +1,9 @@
-// Wrapper module for FerretDB. `go install github.com/FerretDB/FerretDB/cmd/ferretdb`
-// builds, but the binary panics at start-up: when FerretDB is the main module its
-// build/version package insists on generated version files that are not in the
-// module zip. Built from this wrapper, FerretDB is a dependency and skips that.
+// Pins FerretDB for the local stack (go.sum checks the source's hash).
+// `go install github.com/FerretDB/FerretDB/cmd/ferretdb@v1.24.2` builds, but
+// the binary panics at start-up: its build/version package requires generated
+// version files that the module zip lacks whenever the main package is in the
+// FerretDB module (also when built from here). hack/lib/build.sh therefore
+// builds the pinned source from a scratch copy with the version file added.
 // Keep FERRETDB_VERSION in hack/lib/versions.sh in step with this file.
 module tributary.dev/hack/gomod/ferretdb
 

@@ -1,8 +1,8 @@
 //go:build tools
 
-// Package tools pins the FerretDB command so `go mod tidy` keeps its
-// dependencies; the binary is built with
-// `go build github.com/FerretDB/FerretDB/cmd/ferretdb` from this directory.
+// Package tools pins the FerretDB command so that `go mod tidy` records the
+// FerretDB module and its dependencies in go.mod/go.sum. See go.mod for how
+// the binary is built.
 package tools
 
 import (

@@ -1,0 +1,9 @@
+//go:build tools
+
+// Package tools pins the etcd server command (package main at the root of
+// go.etcd.io/etcd/server/v3) so `go mod tidy` keeps its dependencies.
+package tools
+
+import (
+	_ "go.etcd.io/etcd/server/v3"
+)
