@@ -24,12 +24,17 @@ pid_of() {
 }
 
 # start_daemon NAME CMD...: run CMD detached, in its own session, logging to
-# logs/NAME.log. Environment variables for CMD can be given with `env`.
+# logs/NAME.log (stdin: /dev/null, or STDIN_FILE opened for appending).
+# Environment variables for CMD can be given with `env`.
 start_daemon() {
   local name=$1; shift
   mkdir -p "$RUN_DIR" "$LOG_DIR"
   printf '\n==== %s starting: %s\n' "$(date -Is)" "$*" >> "$LOG_DIR/$name.log"
-  setsid "$@" >> "$LOG_DIR/$name.log" 2>&1 < /dev/null &
+  if [[ -n ${STDIN_FILE:-} ]]; then
+    setsid "$@" >> "$LOG_DIR/$name.log" 2>&1 0>> "$STDIN_FILE" &
+  else
+    setsid "$@" >> "$LOG_DIR/$name.log" 2>&1 < /dev/null &
+  fi
   local pid=$!
   # setsid execs in place (the background child is not a group leader), so $!
   # is the daemon itself and its PID is also its process-group ID.

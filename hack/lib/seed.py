@@ -7,13 +7,18 @@ Two jobs:
   that the stack places on its FTP, SFTP and HTTP servers;
 * ``mongo``: the ``retail.customer_transactions`` collection, shaped like the
   public "Online Retail" data set (541,909 rows, Dec 2010 - Dec 2011) with its
-  mess: ~25 % of rows without a CustomerID (field missing, or NaN), cancelled
+  mess: ~25 % of rows without a CustomerID (field missing, or null), cancelled
   invoices ("C536379") with negative quantities, exact duplicate rows, stock
   codes whose description and price change over time, rows without a
   Description.
 
 Everything comes from one fixed RNG seed, so two runs produce the same bytes
 (the same documents, including their ObjectIds). Only ``mongo`` needs pymongo.
+
+Why null and not NaN: in the public data the missing CustomerIDs are NaN
+(a pandas artefact), but FerretDB 1.24 refuses NaN doubles on the wire
+("NaN is not supported"), so the half of the anonymous invoices that keep the
+field carry null instead; the other half lack the field entirely.
 """
 
 import argparse
@@ -168,7 +173,6 @@ def generate(size):
     last = (days - 1) * open_minutes + (END.hour - 7) * 60 + END.minute
     n = 0
     invoice_no = 536365
-    nan = float("nan")
     recent = []  # (invoice, customer) pairs that a cancellation can refer to
     while n < size:
         idx = first + int((last - first) * n / size)
@@ -186,7 +190,8 @@ def generate(size):
             if len(recent) > 200:
                 recent.pop(0)
         invoice_no += 1
-        # Half of the anonymous invoices lost the field on export, half keep NaN.
+        # Half of the anonymous invoices lost the field on export, half keep it
+        # as null (NaN in the public data; see the module docstring).
         missing_mode = rng.random() < 0.5
         lines = min(size - n, max(1, int(rng.expovariate(1.0 / 21))))
         prev = None
@@ -211,7 +216,7 @@ def generate(size):
                 if customer is not None:
                     doc["CustomerID"] = float(customer["CustomerID"])
                 elif not missing_mode:
-                    doc["CustomerID"] = nan
+                    doc["CustomerID"] = None
                 doc["Country"] = customer["Country"] if customer else "United Kingdom"
             prev = doc
             n += 1

@@ -202,9 +202,11 @@ svc_postgres_start() {
   # pg_ctl daemonizes the postmaster itself; -c options keep it on loopback
   # and its socket inside the state dir (not /var/run/postgresql).
   # fsync=off: a throwaway test database; a crash means `hack/stack down` + rm.
-  _as_postgres "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$LOG_DIR/postgres.log" -w -t 60 start \
+  # The server log must be writable by `postgres`, so it lives beside the data.
+  ln -sfn "$STACK_DIR/postgres/server.log" "$LOG_DIR/postgres-server.log"
+  _as_postgres "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$STACK_DIR/postgres/server.log" -w -t 60 start \
     -o "-c listen_addresses=127.0.0.1 -c port=$POSTGRES_PORT -c unix_socket_directories=$PG_SOCKET_DIR -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c shared_buffers=64MB" \
-    >> "$LOG_DIR/postgres.log" 2>&1 || die "PostgreSQL did not start (see $LOG_DIR/postgres.log)"
+    >> "$LOG_DIR/postgres.log" 2>&1 || die "PostgreSQL did not start (see $LOG_DIR/postgres.log and $LOG_DIR/postgres-server.log)"
   record_pid postgres "$(head -1 "$PG_DATA/postmaster.pid")"
 }
 svc_postgres_healthy() { "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$POSTGRES_PORT" -t 2; }
@@ -238,14 +240,16 @@ SQL
 grant_traverse() {
   local user=$1 dir=$2 p
   p=$dir
+  # Below DIR, ownership is handled by the caller.
   while [[ $p != / ]]; do
     p=$(dirname "$p")
     if [[ $(stat -c %A "$p") != ????????[xt] ]]; then
       setfacl -m "u:$user:x" "$p"
     fi
   done
-  # The directory itself and below are handled by the caller (ownership).
-  [[ -d $dir ]] && setfacl -m "u:$user:x" "$dir" || true
+  if [[ -d $dir && $(stat -c %A "$dir") != ????????[xt] ]]; then
+    setfacl -m "u:$user:x" "$dir"
+  fi
 }
 
 ensure_file_user() {
@@ -316,14 +320,17 @@ rsa_private_key_file=$PKI_DIR/ftp.key
 allow_anon_ssl=NO
 force_local_data_ssl=NO
 force_local_logins_ssl=NO
-ssl_tlsv1=NO
+# vsftpd 3.0.3: ssl_tlsv1 means "TLS 1.0 or later" (Debian builds negotiate up
+# to TLS 1.3); SSLv2/v3 stay off.
+ssl_tlsv1=YES
 ssl_sslv2=NO
 ssl_sslv3=NO
-ssl_tlsv1_2=YES
 require_ssl_reuse=NO
 ssl_ciphers=HIGH
 CONF
-  start_daemon vsftpd /usr/sbin/vsftpd "$STACK_DIR/vsftpd/vsftpd.conf"
+  # vsftpd writes start-up errors ("500 OOPS: ...") to fd 0, as an inetd
+  # service would; point fd 0 at its log so they are not lost.
+  STDIN_FILE=$LOG_DIR/vsftpd.log start_daemon vsftpd /usr/sbin/vsftpd "$STACK_DIR/vsftpd/vsftpd.conf"
 }
 svc_vsftpd_healthy() {
   curl -sf --max-time 3 -o /dev/null --list-only "ftp://$FILE_USER:$FTP_PASSWORD@127.0.0.1:$FTP_PORT/"
