@@ -1,7 +1,8 @@
 //! The task graph: structural problems (duplicates, unknown or self dependencies, cycles with
 //! their path), topological order, and the downstream closure used for skip propagation.
 
-use std::collections::{BTreeSet, HashMap};
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap, HashMap};
 
 use petgraph::algo::tarjan_scc;
 use petgraph::graphmap::DiGraphMap;
@@ -89,8 +90,7 @@ impl Dag {
                 graph.add_edge(dep, i, ());
             }
         }
-        // Tarjan yields strongly connected components in reverse topological order; any
-        // component with more than one task holds at least one cycle.
+        // Any strongly connected component with more than one task holds at least one cycle.
         let components = tarjan_scc(&graph);
         for component in components.iter().filter(|c| c.len() > 1) {
             problems.push(DagProblem::Cycle {
@@ -100,13 +100,13 @@ impl Dag {
         if !problems.is_empty() {
             return Err(problems);
         }
-        let order = components.into_iter().rev().flatten().collect();
         let mut dependents = vec![Vec::new(); tasks.len()];
         for (i, deps) in dependencies.iter().enumerate() {
             for &dep in deps {
                 dependents[dep].push(i);
             }
         }
+        let order = stable_order(&dependencies, &dependents);
         Ok(Dag {
             names,
             dependencies,
@@ -163,6 +163,29 @@ impl Dag {
         }
         seen
     }
+}
+
+/// Kahn's algorithm taking the lowest spec index among ready tasks, so ties keep the order
+/// the user wrote (tasks start, and are listed, in spec order where the graph allows).
+fn stable_order(dependencies: &[Vec<usize>], dependents: &[Vec<usize>]) -> Vec<usize> {
+    let mut waiting: Vec<usize> = dependencies.iter().map(Vec::len).collect();
+    let mut ready: BinaryHeap<Reverse<usize>> = waiting
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| **n == 0)
+        .map(|(i, _)| Reverse(i))
+        .collect();
+    let mut order = Vec::with_capacity(dependencies.len());
+    while let Some(Reverse(task)) = ready.pop() {
+        order.push(task);
+        for &next in &dependents[task] {
+            waiting[next] -= 1;
+            if waiting[next] == 0 {
+                ready.push(Reverse(next));
+            }
+        }
+    }
+    order
 }
 
 /// One concrete cycle inside a strongly connected component, starting from its first task in
