@@ -209,6 +209,11 @@ svc_postgres_start() {
     >> "$LOG_DIR/postgres.log" 2>&1 || die "PostgreSQL did not start (see $LOG_DIR/postgres.log and $LOG_DIR/postgres-server.log)"
   record_pid postgres "$(head -1 "$PG_DATA/postmaster.pid")"
 }
+svc_postgres_adopt() {
+  [[ -s $PG_DATA/postmaster.pid ]] || return 1
+  _as_postgres "$PG_BIN/pg_ctl" -D "$PG_DATA" status >/dev/null 2>&1 || return 1
+  record_pid postgres "$(head -1 "$PG_DATA/postmaster.pid")"
+}
 svc_postgres_healthy() { "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$POSTGRES_PORT" -t 2; }
 svc_postgres_stop() {
   if pid_of postgres >/dev/null || [[ -s $PG_DATA/postmaster.pid ]]; then
