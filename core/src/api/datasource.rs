@@ -19,30 +19,10 @@ use super::{CredentialsSecretRef, DataSourceStatus, SecretKeyRef, TlsOptions};
     status = "DataSourceStatus",
     shortname = "tds",
     category = "tributary",
-    printcolumn(
-        name = "Kind",
-        type_ = "string",
-        json_path = ".status.kind",
-        description = "Connector kind"
-    ),
-    printcolumn(
-        name = "Endpoint",
-        type_ = "string",
-        json_path = ".status.endpoint",
-        description = "Host, URL or bucket, without credentials",
-        priority = "1"
-    ),
-    printcolumn(
-        name = "Ready",
-        type_ = "string",
-        json_path = ".status.conditions[?(@.type==\"Ready\")].status",
-        description = "Whether the last connection check succeeded"
-    ),
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
-    )
+    printcolumn = r#"{"name": "Kind", "type": "string", "description": "Connector kind", "jsonPath": ".status.kind"}"#,
+    printcolumn = r#"{"name": "Endpoint", "type": "string", "description": "Host, URL or bucket, without credentials", "jsonPath": ".status.endpoint", "priority": 1}"#,
+    printcolumn = r#"{"name": "Ready", "type": "string", "description": "Whether the last connection check succeeded", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}"#
 )]
 #[x_kube(validation = Rule::new(
     "[has(self.ftp), has(self.sftp), has(self.http), has(self.mongodb), has(self.s3), has(self.postgres)].filter(x, x).size() == 1"

@@ -22,41 +22,12 @@ use super::{PipelineStatus, SourceKind};
     status = "PipelineStatus",
     shortname = "tpl",
     category = "tributary",
-    printcolumn(
-        name = "Phase",
-        type_ = "string",
-        json_path = ".status.phase",
-        description = "Phase of the last run, or Invalid"
-    ),
-    printcolumn(
-        name = "Progress",
-        type_ = "string",
-        json_path = ".status.lastRun.progress",
-        description = "Finished tasks of the last run out of all"
-    ),
-    printcolumn(
-        name = "Last Run",
-        type_ = "date",
-        json_path = ".status.lastRun.startedAt",
-        description = "When the last run started"
-    ),
-    printcolumn(
-        name = "Next Run",
-        type_ = "date",
-        json_path = ".status.nextRunAt",
-        description = "When the schedule fires next"
-    ),
-    printcolumn(
-        name = "Schedule",
-        type_ = "string",
-        json_path = ".spec.schedule",
-        priority = "1"
-    ),
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
-    )
+    printcolumn = r#"{"name": "Phase", "type": "string", "description": "Phase of the last run, or Invalid", "jsonPath": ".status.phase"}"#,
+    printcolumn = r#"{"name": "Progress", "type": "string", "description": "Finished tasks of the last run out of all", "jsonPath": ".status.lastRun.progress"}"#,
+    printcolumn = r#"{"name": "Last Run", "type": "date", "description": "When the last run started", "jsonPath": ".status.lastRun.startedAt"}"#,
+    printcolumn = r#"{"name": "Next Run", "type": "date", "description": "When the schedule fires next", "jsonPath": ".status.nextRunAt"}"#,
+    printcolumn = r#"{"name": "Schedule", "type": "string", "jsonPath": ".spec.schedule", "priority": 1}"#,
+    printcolumn = r#"{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct PipelineSpec {
