@@ -108,7 +108,12 @@ pub fn url_parts(url: &str) -> (String, String, String, u16) {
     let (user, password) = credentials.split_once(':').unwrap_or((credentials, ""));
     let address = address.trim_end_matches('/');
     let (host, port) = address.rsplit_once(':').unwrap_or((address, "0"));
-    (user.to_string(), password.to_string(), host.to_string(), port.parse().unwrap_or(0))
+    (
+        user.to_string(),
+        password.to_string(),
+        host.to_string(),
+        port.parse().unwrap_or(0),
+    )
 }
 
 #[cfg(test)]
@@ -119,7 +124,12 @@ mod tests {
     fn urls_with_credentials_are_split_into_their_parts() {
         assert_eq!(
             url_parts("ftp://tributary:tributary-ftp@127.0.0.1:2121"),
-            ("tributary".into(), "tributary-ftp".into(), "127.0.0.1".into(), 2121)
+            (
+                "tributary".into(),
+                "tributary-ftp".into(),
+                "127.0.0.1".into(),
+                2121
+            )
         );
     }
 }
