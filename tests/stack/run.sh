@@ -264,6 +264,22 @@ check "http: GET a PDF (application/pdf, %PDF- magic)" t_http_pdf
 check "http: JSON listing of /procedures" t_http_listing
 check "http: same bytes as on FTP" t_http_same_bytes
 
+# ---- loopback only -------------------------------------------------------------
+t_loopback_only() {
+  # Every TCP listener of every stack process group must be on 127.0.0.0/8 or ::1.
+  local f pid pgids="" bad
+  for f in "$STACK"/run/*.pid; do read -r pid _ < "$f"; pgids+=" $(ps -o pgid= -p "$pid" | tr -d ' ')"; done
+  bad=$(ss -Htlnp | while read -r _ _ _ addr _ users; do
+    # shellcheck disable=SC2013 # one PID per word
+    for pid in $(grep -o 'pid=[0-9]*' <<< "$users" | cut -d= -f2); do
+      [[ " $pgids " == *" $(ps -o pgid= -p "$pid" | tr -d ' ') "* ]] || continue
+      [[ $addr == 127.* || $addr == '[::1]:'* ]] || echo "$addr $users"
+    done
+  done)
+  [[ -z $bad ]] || { echo "non-loopback listeners: $bad"; return 1; }
+}
+check "all stack listeners are on loopback" t_loopback_only
+
 echo
 echo "stack: $passed passed, $failed failed"
 [[ $failed -eq 0 ]]
