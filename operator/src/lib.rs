@@ -1,1 +1,30 @@
-//! The Tributary operator.
+//! The Tributary operator: reconciles Pipelines into Jobs along their DAG and DataSources into
+//! connection checks, writing status, lineage and Events back.
+//!
+//! Decisions live in modules without I/O (`pipeline`, `datasource`, `jobs`, `observe`,
+//! `conditions`, `budget`), unit tested from fixtures; `controller`, `leader`, `server`
+//! and `ratelimit` are the thin shells that talk to the API server.
+
+pub mod budget;
+pub mod conditions;
+pub mod config;
+pub mod controller;
+pub mod datasource;
+pub mod error;
+pub mod events;
+pub mod jobs;
+pub mod leader;
+pub mod metrics;
+pub mod observe;
+pub mod pipeline;
+pub mod ratelimit;
+pub mod server;
+pub mod time;
+
+#[cfg(test)]
+mod fixtures;
+
+/// Field manager of every server-side apply the operator makes (status only; never spec).
+pub const FIELD_MANAGER: &str = "tributary-operator";
+/// Value of `app.kubernetes.io/managed-by` on every object the operator creates.
+pub const MANAGED_BY: &str = "tributary-operator";

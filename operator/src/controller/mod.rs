@@ -1,0 +1,371 @@
+//! The I/O shell: watches, caches and the two kube-runtime Controllers (Pipelines and
+//! DataSources). Each reconcile reads caches, asks a pure decision what to do, and does it:
+//! create Jobs (idempotently), server-side apply status, delete Jobs, publish Events.
+
+mod datasource;
+mod pipeline;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, future};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::ListParams;
+use kube::runtime::controller::{self, Controller};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, ResourceExt};
+use serde::de::DeserializeOwned;
+use tributary_core::api::{DataSource, Pipeline};
+use tributary_core::naming::{LABEL_DATASOURCE, LABEL_PIPELINE};
+
+use crate::error::{Error, Result};
+use crate::events::Publisher;
+use crate::jobs::PodSettings;
+use crate::metrics::{ErrorLabels, Metrics};
+use crate::observe::{PodResult, pod_result};
+
+/// Shared state of both controllers.
+pub struct Context {
+    pub client: Client,
+    pub settings: PodSettings,
+    pub metrics: Metrics,
+    pub events: Publisher,
+    pub task_start_events: bool,
+    pub pipelines: Store<Pipeline>,
+    pub data_sources: Store<DataSource>,
+    pub task_jobs: Store<Job>,
+    pub check_jobs: Store<Job>,
+    memory: Mutex<Memory>,
+}
+
+/// What the operator remembers between reconciles. Losing it (a restart) costs only extra
+/// API calls: every decision is rebuilt from the API server's state.
+#[derive(Default)]
+struct Memory {
+    /// Status this operator last applied, by object key, with the resourceVersion it produced:
+    /// the watch cache may still show an older status, which must not be built upon.
+    written: HashMap<String, (String, u64, serde_json::Value)>,
+    /// Pod results of finished Jobs, by Job uid.
+    results: HashMap<String, Option<PodResult>>,
+    /// When a Job was first seen finished, by namespace/name (dispatch latency).
+    finished_seen: HashMap<String, Instant>,
+    /// Jobs created in the last seconds, by namespace/name: the watch may not show them yet.
+    created: HashMap<String, Instant>,
+}
+
+const MEMORY_LIMIT: usize = 50_000;
+
+impl Context {
+    fn remember_written(
+        &self,
+        key: String,
+        uid: String,
+        rv: Option<&str>,
+        status: serde_json::Value,
+    ) {
+        if let Some(rv) = rv.and_then(|r| r.parse::<u64>().ok()) {
+            let mut memory = self.memory.lock().expect("memory lock");
+            if memory.written.len() > MEMORY_LIMIT {
+                memory.written.clear();
+            }
+            memory.written.insert(key, (uid, rv, status));
+        }
+    }
+
+    /// The status to build on: ours if we wrote a newer one than the cache shows.
+    fn newest_status<T: DeserializeOwned>(
+        &self,
+        key: &str,
+        uid: &str,
+        rv: Option<&str>,
+    ) -> Option<T> {
+        let memory = self.memory.lock().expect("memory lock");
+        let (written_uid, written_rv, status) = memory.written.get(key)?;
+        let cached_rv = rv.and_then(|r| r.parse::<u64>().ok()).unwrap_or(0);
+        (written_uid == uid && *written_rv > cached_rv)
+            .then(|| serde_json::from_value(status.clone()).ok())
+            .flatten()
+    }
+
+    fn forget(&self, key: &str) {
+        self.memory.lock().expect("memory lock").written.remove(key);
+    }
+
+    fn mark_finished_seen(&self, key: &str) {
+        let mut memory = self.memory.lock().expect("memory lock");
+        if memory.finished_seen.len() > MEMORY_LIMIT {
+            let cutoff = Instant::now() - Duration::from_secs(600);
+            memory.finished_seen.retain(|_, t| *t > cutoff);
+        }
+        memory
+            .finished_seen
+            .entry(key.to_string())
+            .or_insert_with(Instant::now);
+    }
+
+    fn finished_seen(&self, key: &str) -> Option<Instant> {
+        self.memory
+            .lock()
+            .expect("memory lock")
+            .finished_seen
+            .get(key)
+            .copied()
+    }
+
+    fn recently_created(&self, key: &str) -> bool {
+        let memory = self.memory.lock().expect("memory lock");
+        memory
+            .created
+            .get(key)
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(30))
+    }
+
+    fn mark_created(&self, key: String) {
+        let mut memory = self.memory.lock().expect("memory lock");
+        if memory.created.len() > 10_000 {
+            memory
+                .created
+                .retain(|_, t| t.elapsed() < Duration::from_secs(30));
+        }
+        memory.created.insert(key, Instant::now());
+    }
+
+    /// The result of a finished Job's runner container, from its pods (cached by Job uid).
+    async fn job_result(&self, job: &Job) -> Result<Option<PodResult>> {
+        let uid = job.uid().unwrap_or_default();
+        if let Some(result) = self.memory.lock().expect("memory lock").results.get(&uid) {
+            return Ok(result.clone());
+        }
+        let namespace = job.namespace().unwrap_or_default();
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &namespace);
+        let list = pods
+            .list(
+                &ListParams::default()
+                    .labels(&format!("batch.kubernetes.io/job-name={}", job.name_any())),
+            )
+            .await
+            .map_err(Error::kube("list pods of a Job"))?;
+        let result = pod_result(&list.items);
+        let mut memory = self.memory.lock().expect("memory lock");
+        if memory.results.len() > MEMORY_LIMIT {
+            memory.results.clear();
+        }
+        memory.results.insert(uid, result.clone());
+        Ok(result)
+    }
+
+    fn count_error(&self, controller: &'static str, error: &Error) {
+        self.metrics
+            .errors
+            .get_or_create(&ErrorLabels {
+                controller,
+                error: error.metric_label(),
+            })
+            .inc();
+    }
+}
+
+fn key(namespace: &str, name: &str) -> String {
+    format!("{namespace}/{name}")
+}
+
+/// Drops what the caches never read (managed fields, pod templates, annotations) so that
+/// 20,000 Jobs fit in a few MiB.
+fn strip_job(job: &mut Job) {
+    job.metadata.managed_fields = None;
+    job.metadata.annotations = None;
+    job.spec = None;
+    if let Some(status) = job.status.as_mut() {
+        status.uncounted_terminated_pods = None;
+        if let Some(conditions) = status.conditions.as_mut() {
+            conditions
+                .retain(|c| c.status == "True" && (c.type_ == "Complete" || c.type_ == "Failed"));
+            for c in conditions.iter_mut() {
+                c.message = c.message.take().map(|m| m.chars().take(200).collect());
+                c.last_probe_time = None;
+            }
+        }
+    }
+}
+
+fn strip_meta<K: kube::Resource>(object: &mut K) {
+    object.meta_mut().managed_fields = None;
+    if let Some(annotations) = object.meta_mut().annotations.as_mut() {
+        annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
+}
+
+fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Everything needed to start the controllers.
+pub struct Options {
+    pub namespace: Option<String>,
+    pub settings: PodSettings,
+    pub concurrency: u16,
+    pub task_start_events: bool,
+    pub instance: String,
+}
+
+/// Runs both controllers until `shutdown` resolves; `ready` is called once caches are synced.
+pub async fn run(
+    client: Client,
+    options: Options,
+    metrics: Metrics,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+    ready: impl FnOnce() + Send + 'static,
+) {
+    let ns = options.namespace.as_deref();
+    let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
+
+    // Pipelines and DataSources: one watch each, shared by both controllers.
+    let (pipelines, pipeline_writer) = reflector::store_shared::<Pipeline>(1024);
+    let pipeline_events = pipeline_writer.subscribe().expect("shared store");
+    let pipeline_events_for_ds = pipeline_writer.subscribe().expect("shared store");
+    let pipeline_reflector = watcher(api::<Pipeline>(&client, ns), watcher::Config::default())
+        .default_backoff()
+        .modify(strip_meta)
+        .reflect_shared(pipeline_writer)
+        .for_each(|_| future::ready(()));
+    let (data_sources, ds_writer) = reflector::store_shared::<DataSource>(1024);
+    let ds_events = ds_writer.subscribe().expect("shared store");
+    let ds_events_for_pipelines = ds_writer.subscribe().expect("shared store");
+    let ds_reflector = watcher(api::<DataSource>(&client, ns), watcher::Config::default())
+        .default_backoff()
+        .modify(strip_meta)
+        .reflect_shared(ds_writer)
+        .for_each(|_| future::ready(()));
+
+    // Task Jobs and check Jobs: separate label-selected watches, stripped before caching.
+    let (task_jobs, task_job_writer) = reflector::store::<Job>();
+    let task_job_stream = watcher(
+        api::<Job>(&client, ns),
+        watcher::Config::default().labels(LABEL_PIPELINE),
+    )
+    .default_backoff()
+    .modify(strip_job)
+    .reflect(task_job_writer)
+    .touched_objects();
+    let (check_jobs, check_job_writer) = reflector::store::<Job>();
+    let check_job_stream = watcher(
+        api::<Job>(&client, ns),
+        watcher::Config::default().labels(LABEL_DATASOURCE),
+    )
+    .default_backoff()
+    .modify(strip_job)
+    .reflect(check_job_writer)
+    .touched_objects();
+
+    let context = Arc::new(Context {
+        client: client.clone(),
+        settings: options.settings.clone(),
+        metrics: metrics.clone(),
+        events: Publisher::new(client.clone(), options.instance.clone()),
+        task_start_events: options.task_start_events,
+        pipelines: pipelines.clone(),
+        data_sources: data_sources.clone(),
+        task_jobs: task_jobs.clone(),
+        check_jobs: check_jobs.clone(),
+        memory: Mutex::new(Memory::default()),
+    });
+
+    let config = controller::Config::default()
+        .concurrency(options.concurrency)
+        .debounce(Duration::from_millis(50));
+    let pipelines_for_mapper = pipelines.clone();
+    let pipeline_controller = Controller::for_shared_stream(pipeline_events, pipelines.clone())
+        .with_config(config.clone())
+        .owns_stream(task_job_stream)
+        .watches_shared_stream(ds_events_for_pipelines, move |ds: Arc<DataSource>| {
+            // A DataSource change re-validates the Pipelines of its namespace that name it.
+            let namespace = ds.namespace().unwrap_or_default();
+            let name = ds.name_any();
+            pipelines_for_mapper
+                .state()
+                .into_iter()
+                .filter(|p| p.namespace().as_deref() == Some(namespace.as_str()))
+                .filter(|p| crate::pipeline::referenced_data_sources(&p.spec).contains(&name))
+                .map(|p| ObjectRef::from_obj(&*p))
+                .collect::<Vec<_>>()
+        })
+        .graceful_shutdown_on(shutdown.clone())
+        .run(pipeline::reconcile, pipeline::error_policy, context.clone())
+        .for_each(|result| {
+            if let Err(err) = result {
+                tracing::debug!(error = %err, "pipeline controller");
+            }
+            future::ready(())
+        });
+
+    let ds_controller = Controller::for_shared_stream(ds_events, data_sources.clone())
+        .with_config(config)
+        .owns_stream(check_job_stream)
+        .watches_shared_stream(pipeline_events_for_ds, |p: Arc<Pipeline>| {
+            // Lineage: a Pipeline's finished tasks are listed on the DataSources they used.
+            let namespace = p.namespace().unwrap_or_default();
+            let touched = p
+                .status
+                .as_ref()
+                .and_then(|s| s.last_run.as_ref())
+                .is_some_and(|r| r.tasks.iter().any(|t| t.lineage.is_some()));
+            let names = if touched {
+                crate::pipeline::referenced_data_sources(&p.spec)
+            } else {
+                Vec::new()
+            };
+            names
+                .into_iter()
+                .map(move |name| ObjectRef::<DataSource>::new(&name).within(&namespace))
+                .collect::<Vec<_>>()
+        })
+        .graceful_shutdown_on(shutdown.clone())
+        .run(
+            datasource::reconcile,
+            datasource::error_policy,
+            context.clone(),
+        )
+        .for_each(|result| {
+            if let Err(err) = result {
+                tracing::debug!(error = %err, "datasource controller");
+            }
+            future::ready(())
+        });
+
+    let readiness = {
+        let (pipelines, data_sources) = (pipelines.clone(), data_sources.clone());
+        let (task_jobs, check_jobs) = (task_jobs.clone(), check_jobs.clone());
+        async move {
+            let _ = pipelines.wait_until_ready().await;
+            let _ = data_sources.wait_until_ready().await;
+            let _ = task_jobs.wait_until_ready().await;
+            let _ = check_jobs.wait_until_ready().await;
+            tracing::info!("caches synced");
+            ready();
+        }
+    };
+
+    let reflectors = async move {
+        tokio::select! {
+            _ = pipeline_reflector => {},
+            _ = ds_reflector => {},
+        }
+    };
+    tokio::select! {
+        _ = async { tokio::join!(pipeline_controller, ds_controller, readiness) } => {},
+        _ = reflectors => {},
+    }
+}

@@ -1,0 +1,159 @@
+//! Prometheus metrics of the operator (prometheus-client), served on `/metrics`.
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ControllerLabels {
+    pub controller: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    pub controller: &'static str,
+    /// The `Error` variant (`Error::metric_label`).
+    pub error: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TriggerLabels {
+    pub trigger: String,
+}
+
+/// Every metric of the operator.
+#[derive(Clone)]
+pub struct Metrics {
+    pub registry: Arc<Registry>,
+    pub reconciles: Family<ControllerLabels, Counter>,
+    pub errors: Family<ErrorLabels, Counter>,
+    pub reconcile_duration: Family<ControllerLabels, Histogram>,
+    pub runs_started: Family<TriggerLabels, Counter>,
+    pub runs_finished: Family<OutcomeLabels, Counter>,
+    pub tasks: Family<OutcomeLabels, Counter>,
+    pub jobs_created: Counter,
+    pub dispatch_latency: Histogram,
+    pub leader: Gauge,
+}
+
+fn latency_buckets() -> impl Iterator<Item = f64> {
+    [
+        0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    ]
+    .into_iter()
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("tributary");
+        let reconciles = Family::<ControllerLabels, Counter>::default();
+        registry.register(
+            "reconciles",
+            "Reconciles started, by controller",
+            reconciles.clone(),
+        );
+        let errors = Family::<ErrorLabels, Counter>::default();
+        registry.register(
+            "reconcile_errors",
+            "Reconciles that failed, by controller and error variant",
+            errors.clone(),
+        );
+        let reconcile_duration =
+            Family::<ControllerLabels, Histogram>::new_with_constructor(|| {
+                Histogram::new(latency_buckets())
+            });
+        registry.register(
+            "reconcile_duration_seconds",
+            "Duration of one reconcile, by controller",
+            reconcile_duration.clone(),
+        );
+        let runs_started = Family::<TriggerLabels, Counter>::default();
+        registry.register(
+            "runs_started",
+            "Pipeline runs started, by trigger",
+            runs_started.clone(),
+        );
+        let runs_finished = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "runs_finished",
+            "Pipeline runs finished, by outcome (Succeeded, Failed, Cancelled)",
+            runs_finished.clone(),
+        );
+        let tasks = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "tasks_finished",
+            "Task attempts that ended, by outcome (Succeeded, Failed, Skipped, Retrying)",
+            tasks.clone(),
+        );
+        let jobs_created = Counter::default();
+        registry.register(
+            "jobs_created",
+            "Jobs created (task attempts and connection checks)",
+            jobs_created.clone(),
+        );
+        let dispatch_latency = Histogram::new(latency_buckets());
+        registry.register(
+            "dispatch_latency_seconds",
+            "From the operator seeing the last dependency's Job finish to the dependent Job created",
+            dispatch_latency.clone(),
+        );
+        let leader = Gauge::default();
+        registry.register(
+            "leader",
+            "1 while this replica holds the Lease and acts",
+            leader.clone(),
+        );
+        Metrics {
+            registry: Arc::new(registry),
+            reconciles,
+            errors,
+            reconcile_duration,
+            runs_started,
+            runs_finished,
+            tasks,
+            jobs_created,
+            dispatch_latency,
+            leader,
+        }
+    }
+}
+
+impl Metrics {
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_are_labelled_by_their_variant() {
+        let metrics = Metrics::default();
+        metrics
+            .errors
+            .get_or_create(&ErrorLabels {
+                controller: "pipeline",
+                error: crate::error::Error::MissingField("x").metric_label(),
+            })
+            .inc();
+        let text = metrics.render();
+        assert!(text.contains("tributary_reconcile_errors_total{controller=\"pipeline\",error=\"missing_field\"} 1"), "{text}");
+        assert!(text.contains("tributary_dispatch_latency_seconds_bucket"));
+    }
+}
