@@ -248,11 +248,11 @@ grant_traverse() {
   # Below DIR, ownership is handled by the caller.
   while [[ $p != / ]]; do
     p=$(dirname "$p")
-    if [[ $(stat -c %A "$p") != ????????[xt] ]]; then
+    if [[ $(stat -c %A "$p") != ?????????[xt] ]]; then
       setfacl -m "u:$user:x" "$p"
     fi
   done
-  if [[ -d $dir && $(stat -c %A "$dir") != ????????[xt] ]]; then
+  if [[ -d $dir && $(stat -c %A "$dir") != ?????????[xt] ]]; then
     setfacl -m "u:$user:x" "$dir"
   fi
 }

@@ -235,12 +235,20 @@ t_sftp_key() {
     -o "$WORK/sftp.csv" "sftp://tributary@127.0.0.1:2222/customers/customers.csv" || return 1
   head -1 "$WORK/sftp.csv" | grep '^CustomerID,' >/dev/null
 }
+t_sftp_put() {
+  printf 'upload %s\n' "$RUN_ID" > "$WORK/sup.txt"
+  curl -sS --fail --max-time 20 --hostpubsha256 "$SFTP_HOSTKEY" -T "$WORK/sup.txt" "$TRIBUTARY_SFTP_URL/inbox/up-$RUN_ID.txt" || return 1
+  curl -sS --fail --max-time 20 --hostpubsha256 "$SFTP_HOSTKEY" -o "$WORK/sup.back" "$TRIBUTARY_SFTP_URL/inbox/up-$RUN_ID.txt" || return 1
+  cmp "$WORK/sup.txt" "$WORK/sup.back" || return 1
+  curl -sS --fail --max-time 20 --hostpubsha256 "$SFTP_HOSTKEY" -o /dev/null -Q "rm /inbox/up-$RUN_ID.txt" "$TRIBUTARY_SFTP_URL/"
+}
 t_sftp_bad_password() {
   ! curl -s --fail --max-time 20 --hostpubsha256 "$SFTP_HOSTKEY" --list-only "sftp://tributary:wrong@127.0.0.1:2222/" >/dev/null
 }
 check "sftp: list /procedures (password) shows 3 PDFs" t_sftp_list
 check "sftp: download a PDF (magic bytes %PDF-)" t_sftp_get
 check "sftp: ed25519 key authentication reads customers.csv" t_sftp_key
+check "sftp: upload to /inbox, read back and delete" t_sftp_put
 check "sftp: a wrong password is refused" t_sftp_bad_password
 
 # ---- HTTP file server -----------------------------------------------------------
