@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::api::{DataSourceSpec, SecretKeyRef, Task};
+use crate::api::{CredentialsSecretRef, DataSourceSpec, SecretKeyRef, Task, TlsOptions};
 
 /// Environment variable holding the runner input as JSON.
 pub const INPUT_ENV: &str = "TRIBUTARY_INPUT";
@@ -124,163 +124,122 @@ fn sanitize(name: &str) -> String {
         .collect()
 }
 
-/// Every Secret key the given DataSources need, with the environment variable carrying it.
-/// Deterministic: sorted by DataSource name, then field; clashing names get a numeric suffix.
-pub fn secret_bindings(data_sources: &BTreeMap<&str, &DataSourceSpec>) -> Vec<SecretBinding> {
-    let mut bindings = Vec::new();
-    for (&name, spec) in data_sources {
-        let mut add = |field: SecretField, secret: SecretKeyRef, optional: bool| {
-            bindings.push(SecretBinding {
-                data_source: name.to_string(),
-                field,
-                env: String::new(),
-                secret,
-                optional,
-            });
-        };
-        let key = |secret: &str, key: &str| SecretKeyRef {
-            name: secret.to_string(),
-            key: key.to_string(),
-        };
-        if let Some(ftp) = &spec.ftp {
-            if let Some(creds) = &ftp.credentials_secret_ref {
-                add(
-                    SecretField::Username,
-                    key(&creds.name, creds.username_key_or("username")),
-                    false,
-                );
-                add(
-                    SecretField::Password,
-                    key(&creds.name, creds.password_key_or("password")),
-                    false,
-                );
-            }
-            if let Some(ca) = ftp
-                .tls_options
-                .as_ref()
-                .and_then(|t| t.ca_secret_ref.clone())
-            {
-                add(SecretField::CaBundle, ca, false);
-            }
-        }
-        if let Some(sftp) = &spec.sftp {
-            let creds = &sftp.credentials_secret_ref;
-            add(
-                SecretField::Username,
-                key(
-                    &creds.name,
-                    creds.username_key.as_deref().unwrap_or("username"),
-                ),
-                false,
-            );
-            add(
-                SecretField::Password,
-                key(
-                    &creds.name,
-                    creds.password_key.as_deref().unwrap_or("password"),
-                ),
-                true,
-            );
-            add(
-                SecretField::PrivateKey,
-                key(
-                    &creds.name,
-                    creds.private_key_key.as_deref().unwrap_or("privateKey"),
-                ),
-                true,
-            );
-        }
-        if let Some(http) = &spec.http {
-            if let Some(creds) = &http.credentials_secret_ref {
-                add(
-                    SecretField::Username,
-                    key(&creds.name, creds.username_key_or("username")),
-                    false,
-                );
-                add(
-                    SecretField::Password,
-                    key(&creds.name, creds.password_key_or("password")),
-                    false,
-                );
-            }
-            for header in &http.headers {
-                if let Some(secret) = &header.secret_key_ref {
-                    add(
-                        SecretField::Header(header.name.clone()),
-                        secret.clone(),
-                        false,
-                    );
-                }
-            }
-            if let Some(ca) = http.tls.as_ref().and_then(|t| t.ca_secret_ref.clone()) {
-                add(SecretField::CaBundle, ca, false);
-            }
-        }
-        if let Some(mongo) = &spec.mongodb {
-            if let Some(creds) = &mongo.credentials_secret_ref {
-                add(
-                    SecretField::Username,
-                    key(&creds.name, creds.username_key_or("username")),
-                    false,
-                );
-                add(
-                    SecretField::Password,
-                    key(&creds.name, creds.password_key_or("password")),
-                    false,
-                );
-            }
-            if let Some(ca) = mongo.tls.as_ref().and_then(|t| t.ca_secret_ref.clone()) {
-                add(SecretField::CaBundle, ca, false);
-            }
-        }
-        if let Some(s3) = &spec.s3 {
-            if let Some(creds) = &s3.credentials_secret_ref {
-                add(
-                    SecretField::AccessKeyId,
-                    key(&creds.name, creds.username_key_or("accessKeyId")),
-                    false,
-                );
-                add(
-                    SecretField::SecretAccessKey,
-                    key(&creds.name, creds.password_key_or("secretAccessKey")),
-                    false,
-                );
-            }
-            if let Some(ca) = s3.tls.as_ref().and_then(|t| t.ca_secret_ref.clone()) {
-                add(SecretField::CaBundle, ca, false);
-            }
-        }
-        if let Some(pg) = &spec.postgres {
-            let creds = &pg.credentials_secret_ref;
-            add(
+/// The Secret keys one DataSource needs: `(field, key, optional)`.
+fn needed_secrets(spec: &DataSourceSpec) -> Vec<(SecretField, SecretKeyRef, bool)> {
+    let key = |secret: &str, key: &str| SecretKeyRef {
+        name: secret.to_string(),
+        key: key.to_string(),
+    };
+    let login = |creds: &CredentialsSecretRef| {
+        [
+            (
                 SecretField::Username,
                 key(&creds.name, creds.username_key_or("username")),
                 false,
-            );
-            add(
+            ),
+            (
                 SecretField::Password,
                 key(&creds.name, creds.password_key_or("password")),
                 false,
-            );
-            if let Some(ca) = &pg.ca_secret_ref {
-                add(SecretField::CaBundle, ca.clone(), false);
+            ),
+        ]
+    };
+    let ca = |tls: Option<&TlsOptions>| {
+        tls.and_then(|t| t.ca_secret_ref.clone())
+            .map(|ca| (SecretField::CaBundle, ca, false))
+    };
+    let mut needed = Vec::new();
+    if let Some(ftp) = &spec.ftp {
+        needed.extend(ftp.credentials_secret_ref.iter().flat_map(login));
+        needed.extend(ca(ftp.tls_options.as_ref()));
+    }
+    if let Some(sftp) = &spec.sftp {
+        let creds = &sftp.credentials_secret_ref;
+        let or = |field: &Option<String>, default: &str| {
+            key(&creds.name, field.as_deref().unwrap_or(default))
+        };
+        // Password and private key are each optional: either one authenticates.
+        needed.push((
+            SecretField::Username,
+            or(&creds.username_key, "username"),
+            false,
+        ));
+        needed.push((
+            SecretField::Password,
+            or(&creds.password_key, "password"),
+            true,
+        ));
+        needed.push((
+            SecretField::PrivateKey,
+            or(&creds.private_key_key, "privateKey"),
+            true,
+        ));
+    }
+    if let Some(http) = &spec.http {
+        needed.extend(http.credentials_secret_ref.iter().flat_map(login));
+        for header in &http.headers {
+            if let Some(secret) = &header.secret_key_ref {
+                needed.push((
+                    SecretField::Header(header.name.clone()),
+                    secret.clone(),
+                    false,
+                ));
             }
         }
+        needed.extend(ca(http.tls.as_ref()));
     }
-    let mut taken = std::collections::BTreeSet::new();
-    for binding in &mut bindings {
-        let base = format!(
-            "TRIBUTARY_DS_{}_{}",
-            sanitize(&binding.data_source),
-            binding.field.env_suffix()
-        );
-        let mut env = base.clone();
-        let mut n = 2;
-        while !taken.insert(env.clone()) {
-            env = format!("{base}_{n}");
-            n += 1;
+    if let Some(mongo) = &spec.mongodb {
+        needed.extend(mongo.credentials_secret_ref.iter().flat_map(login));
+        needed.extend(ca(mongo.tls.as_ref()));
+    }
+    if let Some(s3) = &spec.s3 {
+        if let Some(creds) = &s3.credentials_secret_ref {
+            needed.push((
+                SecretField::AccessKeyId,
+                key(&creds.name, creds.username_key_or("accessKeyId")),
+                false,
+            ));
+            needed.push((
+                SecretField::SecretAccessKey,
+                key(&creds.name, creds.password_key_or("secretAccessKey")),
+                false,
+            ));
         }
-        binding.env = env;
+        needed.extend(ca(s3.tls.as_ref()));
+    }
+    if let Some(pg) = &spec.postgres {
+        needed.extend(login(&pg.credentials_secret_ref));
+        needed.extend(
+            pg.ca_secret_ref
+                .clone()
+                .map(|ca| (SecretField::CaBundle, ca, false)),
+        );
+    }
+    needed
+}
+
+/// Every Secret key the given DataSources need, with the environment variable carrying it.
+/// Deterministic: sorted by DataSource name, then field; clashing names get a numeric suffix.
+pub fn secret_bindings(data_sources: &BTreeMap<&str, &DataSourceSpec>) -> Vec<SecretBinding> {
+    let mut taken = std::collections::BTreeSet::new();
+    let mut bindings = Vec::new();
+    for (&name, spec) in data_sources {
+        for (field, secret, optional) in needed_secrets(spec) {
+            let base = format!("TRIBUTARY_DS_{}_{}", sanitize(name), field.env_suffix());
+            let mut env = base.clone();
+            let mut n = 2;
+            while !taken.insert(env.clone()) {
+                env = format!("{base}_{n}");
+                n += 1;
+            }
+            bindings.push(SecretBinding {
+                data_source: name.to_string(),
+                field,
+                env,
+                secret,
+                optional,
+            });
+        }
     }
     bindings
 }
