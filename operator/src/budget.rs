@@ -4,7 +4,7 @@
 //! worst that is far more than anyone reads in `kubectl get -o yaml`. Messages are shortened,
 //! then dataset lists dropped (their counts and the run manifest stay), then history.
 
-use tributary_core::api::PipelineStatus;
+use tributary_core::api::{PipelineStatus, TaskPhase, TaskStatus};
 
 /// Serialised size of a status in bytes.
 pub fn size(status: &PipelineStatus) -> usize {
@@ -13,37 +13,27 @@ pub fn size(status: &PipelineStatus) -> usize {
 
 /// Shrinks `status` until it serialises to at most `budget` bytes (or nothing is left to shed).
 pub fn fit(status: &mut PipelineStatus, budget: usize) {
-    for limit in [512, 160, 48] {
-        if size(status) <= budget {
-            return;
-        }
-        let Some(run) = status.last_run.as_mut() else {
-            break;
-        };
-        for task in &mut run.tasks {
-            if let Some(message) = task.message.as_mut() {
-                shorten(message, limit);
-            }
-        }
-    }
-    // Dataset lists go next (counts and the manifest key stay), then the messages of tasks
-    // that succeeded, then the manifests; failures keep their message to the end.
-    type Shed = fn(&mut tributary_core::api::TaskStatus);
-    let stages: [Shed; 4] = [
+    // Least useful first: extra datasets (the manifest lists them all), long messages, the
+    // remaining datasets (counts stay), messages of tasks that succeeded, manifest keys.
+    type Shed = fn(&mut TaskStatus);
+    let stages: [Shed; 7] = [
         |t| {
             if let Some(l) = t.lineage.as_mut() {
                 l.inputs.truncate(1);
                 l.outputs.truncate(1);
             }
         },
+        |t| shorten_message(t, 512),
+        |t| shorten_message(t, 160),
         |t| {
             if let Some(l) = t.lineage.as_mut() {
                 l.inputs.clear();
                 l.outputs.clear();
             }
         },
+        |t| shorten_message(t, 48),
         |t| {
-            if t.phase == tributary_core::api::TaskPhase::Succeeded {
+            if t.phase == TaskPhase::Succeeded {
                 t.message = None;
             }
         },
@@ -63,6 +53,12 @@ pub fn fit(status: &mut PipelineStatus, budget: usize) {
     }
     while size(status) > budget && !status.history.is_empty() {
         status.history.pop();
+    }
+}
+
+fn shorten_message(task: &mut TaskStatus, limit: usize) {
+    if let Some(message) = task.message.as_mut() {
+        shorten(message, limit);
     }
 }
 
