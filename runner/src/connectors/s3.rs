@@ -102,8 +102,13 @@ impl Lake {
                 }
             }
         }
+        // Client options carry `allow_http` too: set it last so it is not overwritten.
+        let allow_http = spec
+            .endpoint
+            .as_deref()
+            .is_some_and(|e| e.starts_with("http://"));
         let store = builder
-            .with_client_options(client)
+            .with_client_options(client.with_allow_http(allow_http))
             .build()
             .map_err(|e| Error::permanent(format!("S3 client for {name}: {e}")))?;
         Ok(Lake {

@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde_json::{Value, json};
 use tributary_core::api::{DataSourceSpec, Task};
-use tributary_core::contract::{CheckConnectionInput, RunnerInput, TaskInput, secret_bindings, SecretField};
+use tributary_core::contract::{
+    CheckConnectionInput, RunnerInput, SecretField, TaskInput, secret_bindings,
+};
 use tributary_core::lineage::TaskResult;
 use tributary_runner::connectors::s3::Lake;
 use tributary_runner::{Progress, Secrets};
@@ -22,7 +24,12 @@ pub fn unique(label: &str) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos();
-    format!("{label}_{}_{}_{}", std::process::id(), nanos % 1_000_000_000, N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{label}_{}_{}_{}",
+        std::process::id(),
+        nanos % 1_000_000_000,
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 pub fn host_port(url: &str) -> (String, u16) {
@@ -62,10 +69,22 @@ pub fn sources(stack: &Stack) -> Sources {
     .map(|(n, v)| (n.to_string(), serde_json::from_value(v).unwrap()))
     .collect();
     let mut values: BTreeMap<(&str, SecretField), String> = BTreeMap::new();
-    values.insert(("lake", SecretField::AccessKeyId), stack.s3.access_key_id.clone());
-    values.insert(("lake", SecretField::SecretAccessKey), stack.s3.secret_access_key.clone());
-    values.insert(("warehouse", SecretField::Username), stack.postgres.user.clone());
-    values.insert(("warehouse", SecretField::Password), stack.postgres.password.clone());
+    values.insert(
+        ("lake", SecretField::AccessKeyId),
+        stack.s3.access_key_id.clone(),
+    );
+    values.insert(
+        ("lake", SecretField::SecretAccessKey),
+        stack.s3.secret_access_key.clone(),
+    );
+    values.insert(
+        ("warehouse", SecretField::Username),
+        stack.postgres.user.clone(),
+    );
+    values.insert(
+        ("warehouse", SecretField::Password),
+        stack.postgres.password.clone(),
+    );
     for ds in ["hr-ftp", "hr-ftps"] {
         values.insert((ds, SecretField::Username), ftp_user.clone());
         values.insert((ds, SecretField::Password), ftp_password.clone());
@@ -78,7 +97,8 @@ pub fn sources(stack: &Stack) -> Sources {
         std::fs::read_to_string(&stack.sftp_key).unwrap_or_default(),
     );
     // The environment a pod would get: variable names from the contract's bindings.
-    let refs: BTreeMap<&str, &DataSourceSpec> = specs.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let refs: BTreeMap<&str, &DataSourceSpec> =
+        specs.iter().map(|(k, v)| (k.as_str(), v)).collect();
     let mut env = HashMap::new();
     for b in secret_bindings(&refs) {
         if let Some(v) = values.get(&(b.data_source.as_str(), b.field.clone())) {
@@ -91,7 +111,8 @@ pub fn sources(stack: &Stack) -> Sources {
 impl Sources {
     /// Replaces a DataSource spec (e.g. a wrong port or a missing bucket) keeping its secrets.
     pub fn with(mut self, name: &str, spec: Value) -> Sources {
-        self.specs.insert(name.to_string(), serde_json::from_value(spec).unwrap());
+        self.specs
+            .insert(name.to_string(), serde_json::from_value(spec).unwrap());
         self
     }
 
@@ -102,7 +123,11 @@ impl Sources {
 
     pub fn task_input(&self, task: Value) -> RunnerInput {
         let task: Task = serde_json::from_value(task).unwrap();
-        let names: Vec<String> = task.data_source_refs().iter().map(|u| u.name.to_string()).collect();
+        let names: Vec<String> = task
+            .data_source_refs()
+            .iter()
+            .map(|u| u.name.to_string())
+            .collect();
         RunnerInput::Task(TaskInput {
             pipeline: "tests".into(),
             namespace: "retail".into(),
@@ -169,7 +194,12 @@ pub async fn pg(stack: &Stack) -> tokio_postgres::Client {
 pub async fn read_object(lake: &Lake, key: &str) -> Vec<u8> {
     use tokio::io::AsyncReadExt;
     let mut out = Vec::new();
-    lake.get(key).await.unwrap().read_to_end(&mut out).await.unwrap();
+    lake.get(key)
+        .await
+        .unwrap()
+        .read_to_end(&mut out)
+        .await
+        .unwrap();
     out
 }
 
