@@ -188,7 +188,7 @@ async fn a_large_s3_object_is_copied_by_multipart_upload_with_its_sha256() {
         .unwrap();
     let prefix = format!("{}/", unique("tests/copy/big-dst"));
     let mut task = copy_task("big", "lake", &dir, "*.bin", &prefix);
-    task["copy"]["partSizeMiB"] = json!(5);
+    task["copy"]["partSizeMib"] = json!(5);
     task["copy"]["uploadConcurrency"] = json!(2);
     let result = s.run_task(task).await;
     assert_succeeded(&result);
@@ -253,7 +253,7 @@ async fn a_server_dropping_the_connection_mid_transfer_leaves_no_object() {
     );
     let prefix = format!("{}/", unique("tests/copy/cut"));
     let mut task = copy_task("cut", "hr-http", "/inbox/", &name, &prefix);
-    task["copy"]["partSizeMiB"] = json!(5);
+    task["copy"]["partSizeMib"] = json!(5);
     let result = s.run_task(task).await;
     let _ = std::fs::remove_file(&path);
     assert_retryable(&result);
