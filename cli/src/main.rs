@@ -2,6 +2,7 @@
 
 mod documents;
 mod graph;
+mod run;
 mod validate;
 
 use std::path::PathBuf;
@@ -41,6 +42,35 @@ enum Command {
         #[arg(long, value_enum, default_value_t = GraphFormat::Mermaid)]
         format: GraphFormat,
     },
+    /// Run a Pipeline on this machine, in process: DAG order, parallelism, retries and timeouts
+    /// as in the cluster, with live progress, then the final status and lineage.
+    Run {
+        /// YAML files or directories with the Pipeline, its DataSources and (optionally) Secrets.
+        #[arg(short = 'f', long = "filename", required = true, num_args = 1..)]
+        files: Vec<PathBuf>,
+        /// Namespace for documents that do not set one.
+        #[arg(short = 'n', long, default_value = "default")]
+        namespace: String,
+        /// The Pipeline to run when the files hold several.
+        #[arg(short = 'p', long)]
+        pipeline: Option<String>,
+        /// More Secret values: Kubernetes Secret YAML, or `TRIBUTARY_DS_…=value` lines.
+        /// Environment variables named as the runner contract says take precedence.
+        #[arg(long = "secrets")]
+        secrets: Vec<PathBuf>,
+        /// Run id (default: local-YYYYMMDDHHMMSS), used in templated keys as `{{ run.id }}`.
+        #[arg(long)]
+        run_id: Option<String>,
+        /// JSON file keeping incremental-export watermarks from run to run.
+        #[arg(long)]
+        state: Option<PathBuf>,
+        /// Treat `container` tasks as done instead of failing them (they need a cluster).
+        #[arg(long)]
+        skip_containers: bool,
+        /// Print the final run status as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the CustomResourceDefinitions, or write them into a directory.
     Crds {
         /// Write one file per CRD into this directory instead of printing.
@@ -68,6 +98,25 @@ fn main() -> ExitCode {
         } => validate::run(&files, &namespace, allow_missing_datasources),
         Command::Graph { files, format } => graph::run(&files, format),
         Command::Crds { out_dir } => crds(out_dir),
+        Command::Run {
+            files,
+            namespace,
+            pipeline,
+            secrets,
+            run_id,
+            state,
+            skip_containers,
+            json,
+        } => run::run(run::Options {
+            files,
+            namespace,
+            pipeline,
+            secrets,
+            run_id,
+            state,
+            skip_containers,
+            json,
+        }),
     };
     match outcome {
         Ok(code) => code,

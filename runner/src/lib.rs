@@ -89,3 +89,15 @@ pub fn init_json_logs() {
         .with_writer(std::io::stderr)
         .try_init();
 }
+
+/// Installs human-readable logs on stderr for the CLI (level from `RUST_LOG`, default `warn`,
+/// so the live progress view stays readable).
+pub fn init_cli_logs() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -144,10 +144,10 @@ pub async fn run(ctx: &TaskContext, task: &ExportTask) -> Result<TaskResult> {
                 rows += 1;
             }
             ctx.progress.add_rows(batch.len() as u64);
-            if let (Some(inc), Some(last)) = (incremental, batch.last()) {
-                if let Ok(Some(value)) = last.get(&inc.field) {
-                    watermark = Some(ejson::value_text(value));
-                }
+            if let (Some(inc), Some(last)) = (incremental, batch.last())
+                && let Ok(Some(value)) = last.get(&inc.field)
+            {
+                watermark = Some(ejson::value_text(value));
             }
         }
         Ok(())
