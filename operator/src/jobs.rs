@@ -237,8 +237,8 @@ fn pod_spec(
         dns_policy: settings
             .host_network
             .then(|| "ClusterFirstWithHostNet".to_string()),
-        node_selector: (!overrides.node_selector.is_empty()).then(|| overrides.node_selector),
-        tolerations: (!overrides.tolerations.is_empty()).then(|| overrides.tolerations),
+        node_selector: (!overrides.node_selector.is_empty()).then_some(overrides.node_selector),
+        tolerations: (!overrides.tolerations.is_empty()).then_some(overrides.tolerations),
         priority_class_name: overrides.priority_class_name,
         security_context: Some(PodSecurityContext {
             run_as_non_root: Some(true),

@@ -48,8 +48,9 @@ async fn reconcile_inner(ds: &DataSource, ctx: &Context) -> Result<Action> {
         ctx.forget(&object_key);
         return Ok(Action::await_change());
     }
-    let _ = ctx.check_jobs.wait_until_ready().await;
-    let _ = ctx.pipelines.wait_until_ready().await;
+    if !super::caches_ready(&ctx.check_jobs, &ctx.pipelines).await {
+        return Ok(Action::requeue(std::time::Duration::from_secs(1)));
+    }
     let status: DataSourceStatus = ctx
         .newest_status(&object_key, &uid, ds.resource_version().as_deref())
         .unwrap_or_else(|| ds.status.clone().unwrap_or_default());

@@ -168,6 +168,23 @@ impl Context {
     }
 }
 
+/// Whether both caches have synced (waiting a little): decisions on half-filled caches would
+/// report DataSources as missing and miss Jobs.
+async fn caches_ready<A, B>(a: &Store<A>, b: &Store<B>) -> bool
+where
+    A: reflector::Lookup + Clone + 'static,
+    A::DynamicType: Eq + std::hash::Hash + Clone,
+    B: reflector::Lookup + Clone + 'static,
+    B::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    tokio::time::timeout(Duration::from_secs(2), async {
+        let _ = a.wait_until_ready().await;
+        let _ = b.wait_until_ready().await;
+    })
+    .await
+    .is_ok()
+}
+
 fn key(namespace: &str, name: &str) -> String {
     format!("{namespace}/{name}")
 }
@@ -251,24 +268,28 @@ pub async fn run(
         .for_each(|_| future::ready(()));
 
     // Task Jobs and check Jobs: separate label-selected watches, stripped before caching.
-    let (task_jobs, task_job_writer) = reflector::store::<Job>();
-    let task_job_stream = watcher(
+    // Driven by their own tasks (not by the controllers), so a reconcile waiting for a
+    // cache to fill can never hold up the stream that fills it.
+    let (task_jobs, task_job_writer) = reflector::store_shared::<Job>(4096);
+    let task_job_events = task_job_writer.subscribe().expect("shared store");
+    let task_job_reflector = watcher(
         api::<Job>(&client, ns),
         watcher::Config::default().labels(LABEL_PIPELINE),
     )
     .default_backoff()
     .modify(strip_job)
-    .reflect(task_job_writer)
-    .touched_objects();
-    let (check_jobs, check_job_writer) = reflector::store::<Job>();
-    let check_job_stream = watcher(
+    .reflect_shared(task_job_writer)
+    .for_each(|_| future::ready(()));
+    let (check_jobs, check_job_writer) = reflector::store_shared::<Job>(1024);
+    let check_job_events = check_job_writer.subscribe().expect("shared store");
+    let check_job_reflector = watcher(
         api::<Job>(&client, ns),
         watcher::Config::default().labels(LABEL_DATASOURCE),
     )
     .default_backoff()
     .modify(strip_job)
-    .reflect(check_job_writer)
-    .touched_objects();
+    .reflect_shared(check_job_writer)
+    .for_each(|_| future::ready(()));
 
     let context = Arc::new(Context {
         client: client.clone(),
@@ -289,7 +310,7 @@ pub async fn run(
     let pipelines_for_mapper = pipelines.clone();
     let pipeline_controller = Controller::for_shared_stream(pipeline_events, pipelines.clone())
         .with_config(config.clone())
-        .owns_stream(task_job_stream)
+        .owns_shared_stream(task_job_events)
         .watches_shared_stream(ds_events_for_pipelines, move |ds: Arc<DataSource>| {
             // A DataSource change re-validates the Pipelines of its namespace that name it.
             let namespace = ds.namespace().unwrap_or_default();
@@ -313,7 +334,7 @@ pub async fn run(
 
     let ds_controller = Controller::for_shared_stream(ds_events, data_sources.clone())
         .with_config(config)
-        .owns_stream(check_job_stream)
+        .owns_shared_stream(check_job_events)
         .watches_shared_stream(pipeline_events_for_ds, |p: Arc<Pipeline>| {
             // Lineage: a Pipeline's finished tasks are listed on the DataSources they used.
             let namespace = p.namespace().unwrap_or_default();
@@ -362,6 +383,8 @@ pub async fn run(
         tokio::select! {
             _ = pipeline_reflector => {},
             _ = ds_reflector => {},
+            _ = task_job_reflector => {},
+            _ = check_job_reflector => {},
         }
     };
     tokio::select! {

@@ -51,8 +51,9 @@ async fn reconcile_inner(pipeline: &Pipeline, ctx: &Context) -> Result<Action> {
         return Ok(Action::await_change());
     }
     // Decisions on half-filled caches would report DataSources as missing and miss Jobs.
-    let _ = ctx.data_sources.wait_until_ready().await;
-    let _ = ctx.task_jobs.wait_until_ready().await;
+    if !super::caches_ready(&ctx.data_sources, &ctx.task_jobs).await {
+        return Ok(Action::requeue(std::time::Duration::from_secs(1)));
+    }
 
     let status: PipelineStatus = ctx
         .newest_status(&object_key, &uid, pipeline.resource_version().as_deref())

@@ -27,6 +27,8 @@ pub struct Harness {
     pub log_path: PathBuf,
     pub metrics_port: u16,
     pub extra_args: Vec<String>,
+    /// A fixed Lease identity (a restarted container of the same pod); default: one per start.
+    pub identity: Option<String>,
     starts: u32,
 }
 
@@ -116,8 +118,23 @@ impl Harness {
             log_path,
             metrics_port: free_port(),
             extra_args: Vec::new(),
+            identity: None,
             starts: 0,
         })
+    }
+
+    /// A handle on an existing namespace (for helper tasks); it never deletes the namespace.
+    pub fn attach(client: Client, ns: String) -> Harness {
+        Harness {
+            client,
+            ns,
+            operator: None,
+            log_path: PathBuf::new(),
+            metrics_port: 0,
+            extra_args: Vec::new(),
+            identity: None,
+            starts: u32::MAX / 2,
+        }
     }
 
     /// Starts the operator (single-namespace mode, leader election in the test namespace).
@@ -140,7 +157,10 @@ impl Harness {
                 "--metrics-addr",
                 &format!("127.0.0.1:{}", self.metrics_port),
                 "--identity",
-                &format!("test-operator-{}", self.starts),
+                &self
+                    .identity
+                    .clone()
+                    .unwrap_or_else(|| format!("test-operator-{}", self.starts)),
                 "--runner-image",
                 "tributary-runner:test",
             ])
@@ -358,7 +378,26 @@ impl Harness {
 
     /// Sets a Job's terminal conditions through the status subresource directly.
     pub async fn set_job_finished(&self, job: &str, succeeded: bool, reason: &str) {
+        self.try_set_job_finished(job, succeeded, reason)
+            .await
+            .unwrap();
+    }
+
+    pub async fn try_set_job_finished(
+        &self,
+        job: &str,
+        succeeded: bool,
+        reason: &str,
+    ) -> Result<(), kube::Error> {
         let now = k8s_openapi::jiff::Timestamp::now().to_string();
+        // A finished Job needs a startTime; the Job controller may not have set it yet.
+        let started = self
+            .jobs_api()
+            .get(job)
+            .await?
+            .status
+            .and_then(|s| s.start_time)
+            .is_some();
         let status = if succeeded {
             json!({"status": {"conditions": [
                 {"type": "SuccessCriteriaMet", "status": "True", "lastTransitionTime": now},
@@ -370,10 +409,14 @@ impl Harness {
                 {"type": "Failed", "status": "True", "reason": reason, "message": "failed", "lastTransitionTime": now}],
                 "failed": 1, "active": 0}})
         };
+        let mut status = status;
+        if !started {
+            status["status"]["startTime"] = json!(now);
+        }
         self.jobs_api()
             .patch_status(job, &PatchParams::default(), &Patch::Merge(&status))
             .await
-            .unwrap();
+            .map(|_| ())
     }
 
     /// Finishes a task Job successfully with a runner result.
@@ -416,7 +459,7 @@ pub fn result(outcome: Outcome, message: &str, rows: u64) -> String {
 impl Drop for Harness {
     fn drop(&mut self) {
         self.kill_operator();
-        if std::env::var("TRIBUTARY_KEEP_NAMESPACES").is_err() {
+        if self.starts < u32::MAX / 2 && std::env::var("TRIBUTARY_KEEP_NAMESPACES").is_err() {
             let _ = Command::new("kubectl")
                 .args(["delete", "namespace", &self.ns, "--wait=false"])
                 .stdout(Stdio::null())

@@ -1,0 +1,513 @@
+//! `make bench-operator`: the operator against the real API server of the local stack, with
+//! Jobs completed by this harness (no kubelet), measuring in one run:
+//! - Jobs/s of a bare client creating the same Jobs, as the baseline;
+//! - dependency done → dependent Job created, p50/p99, at 100 concurrent runs;
+//! - Jobs/s and peak RSS of the operator with 1,000 Pipelines × 20 tasks;
+//! - the size of a Pipeline's status at 200 tasks with runner results.
+//!
+//! Scale with BENCH_PIPELINES (default 1000), BENCH_TASKS (20), BENCH_LATENCY_RUNS (100),
+//! BENCH_BASELINE_JOBS (5000).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, CustomResourceExt, ResourceExt};
+use serde_json::json;
+use tributary_core::api::{DataSource, Pipeline, RunPhase};
+use tributary_core::lineage::{DatasetReport, Outcome, TaskResult};
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+struct Layout {
+    tasks: usize,
+    width: usize,
+}
+
+impl Layout {
+    /// Tasks in layers of `width`; each task depends on every task of the layer before.
+    fn spec(&self, parallelism: usize) -> serde_json::Value {
+        let tasks: Vec<_> = (0..self.tasks)
+            .map(|i| {
+                let layer = i / self.width;
+                let deps: Vec<String> = if layer == 0 {
+                    vec![]
+                } else {
+                    ((layer - 1) * self.width..layer * self.width)
+                        .map(|d| format!("t{d}"))
+                        .collect()
+                };
+                json!({"name": format!("t{i}"), "dependsOn": deps,
+                       "sql": {"dataSource": "warehouse", "statements": ["select 1"]}})
+            })
+            .collect();
+        json!({"parallelism": parallelism, "defaults": {"retries": 0}, "tasks": tasks})
+    }
+
+    fn deps(&self, task: usize) -> Vec<usize> {
+        let layer = task / self.width;
+        if layer == 0 {
+            vec![]
+        } else {
+            ((layer - 1) * self.width..layer * self.width).collect()
+        }
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * (sorted.len() as f64 - 1.0)).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+fn rss_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+async fn apply_crds(client: &Client) {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in [DataSource::crd(), Pipeline::crd()] {
+        api.patch(
+            &crd.name_any(),
+            &PatchParams::apply("tributary-bench").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+}
+
+async fn namespace(client: &Client, name: &str) {
+    let api: Api<Namespace> = Api::all(client.clone());
+    api.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": name}})).unwrap(),
+    )
+    .await
+    .unwrap();
+}
+
+fn finished(job: &Job) -> bool {
+    job.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c.status == "True" && (c.type_ == "Complete" || c.type_ == "Failed"))
+        })
+}
+
+/// What the stand-in kubelet saw: when each Job appeared and when it was completed.
+#[derive(Default)]
+struct Seen {
+    appeared: HashMap<String, Instant>,
+    done: HashMap<String, Instant>,
+}
+
+/// Completes every Job of `ns` as soon as it appears (optionally through its pod, with a result).
+fn kubelet(
+    client: Client,
+    ns: String,
+    seen: Arc<Mutex<Seen>>,
+    with_results: Arc<Mutex<Vec<String>>>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let jobs: Api<Job> = Api::namespaced(client.clone(), &ns);
+        let stream = watcher(
+            jobs.clone(),
+            watcher::Config::default().labels("tributary.dev/pipeline"),
+        )
+        .applied_objects();
+        futures::pin_mut!(stream);
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let rx = tokio_stream_from(rx);
+        let finisher = {
+            let seen = seen.clone();
+            let client = client.clone();
+            let ns = ns.clone();
+            rx.for_each_concurrent(64, move |name| {
+                let seen = seen.clone();
+                let jobs = jobs.clone();
+                let client = client.clone();
+                let ns = ns.clone();
+                let with_results = with_results.clone();
+                async move {
+                    let pipeline = name.split("-g1-").next().unwrap_or_default().to_string();
+                    if with_results.lock().unwrap().contains(&pipeline) {
+                        finish_through_pod(&client, &ns, &name).await;
+                    }
+                    let now = k8s_openapi::jiff::Timestamp::now().to_string();
+                    let body = json!({"status": {"startTime": now, "completionTime": now, "succeeded": 1, "active": 0,
+                        "conditions": [{"type": "SuccessCriteriaMet", "status": "True", "lastTransitionTime": now},
+                                       {"type": "Complete", "status": "True", "lastTransitionTime": now}]}});
+                    for _ in 0..20 {
+                        match jobs.patch_status(&name, &PatchParams::default(), &Patch::Merge(&body)).await {
+                            Ok(_) => break,
+                            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+                        }
+                    }
+                    seen.lock().unwrap().done.insert(name, Instant::now());
+                }
+            })
+        };
+        let watch = async move {
+            while let Ok(Some(job)) = stream.try_next().await {
+                let name = job.name_any();
+                let mut s = seen.lock().unwrap();
+                if !s.appeared.contains_key(&name) {
+                    s.appeared.insert(name.clone(), Instant::now());
+                    if !finished(&job) {
+                        let _ = tx.send(name);
+                    }
+                }
+            }
+        };
+        tokio::join!(watch, finisher);
+    })
+}
+
+fn tokio_stream_from(
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<String>,
+) -> impl futures::Stream<Item = String> {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+/// Plays the kubelet for the runner pod: terminated with a realistic result.
+async fn finish_through_pod(client: &Client, ns: &str, job: &str) {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let name = format!("{job}-bench");
+    let body = json!({"metadata": {"name": name, "labels": {"batch.kubernetes.io/job-name": job}},
+        "spec": {"restartPolicy": "Never", "automountServiceAccountToken": false,
+                 "containers": [{"name": "runner", "image": "tributary-runner:bench"}]}});
+    if pods
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(body).unwrap(),
+        )
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let result = TaskResult {
+        outcome: Outcome::Succeeded,
+        message: "loaded 541909 rows into staging.transactions in 12.4s".into(),
+        inputs: vec![DatasetReport {
+            namespace: "s3://raw".into(),
+            name: "transactions/2026-11-25/g1.jsonl.gz".into(),
+            rows: Some(541_909),
+            bytes: Some(23_123_456),
+            sha256: Some("0".repeat(64)),
+        }],
+        outputs: vec![DatasetReport {
+            namespace: "postgres://127.0.0.1:15432".into(),
+            name: "warehouse.staging.transactions".into(),
+            rows: Some(541_909),
+            bytes: None,
+            sha256: None,
+        }],
+        rows: Some(541_909),
+        bytes: Some(23_123_456),
+        files: Some(1),
+        checks: vec![],
+        schema: Default::default(),
+        watermark: None,
+        manifest: Some("_tributary/manifests/g1/task.json".into()),
+    };
+    let now = k8s_openapi::jiff::Timestamp::now().to_string();
+    let status = json!({"status": {"phase": "Succeeded", "containerStatuses": [{"name": "runner",
+        "image": "tributary-runner:bench", "imageID": "", "ready": false, "restartCount": 0,
+        "state": {"terminated": {"exitCode": 0, "startedAt": now, "finishedAt": now,
+            "message": result.to_termination_message()}}}]}});
+    let _ = pods
+        .patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
+        .await;
+}
+
+async fn wait_succeeded(
+    api: &Api<Pipeline>,
+    prefix: &str,
+    count: usize,
+    timeout: Duration,
+) -> Duration {
+    let start = Instant::now();
+    loop {
+        let list = api.list(&ListParams::default()).await.unwrap();
+        let done = list
+            .items
+            .iter()
+            .filter(|p| p.name_any().starts_with(prefix))
+            .filter(|p| {
+                p.status
+                    .as_ref()
+                    .and_then(|s| s.last_run.as_ref())
+                    .is_some_and(|r| r.phase == RunPhase::Succeeded)
+            })
+            .count();
+        if done >= count {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "{prefix}: only {done}/{count} runs succeeded after {timeout:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let Some(_stack) = tributary_testkit::stack() else {
+        return;
+    };
+    let pipelines = env_usize("BENCH_PIPELINES", 1000);
+    let tasks = env_usize("BENCH_TASKS", 20);
+    let latency_runs = env_usize("BENCH_LATENCY_RUNS", 100).min(pipelines);
+    let baseline_jobs = env_usize("BENCH_BASELINE_JOBS", 5000);
+    let layout = Layout {
+        tasks,
+        width: 5.min(tasks),
+    };
+    let client = Client::try_default().await.unwrap();
+    apply_crds(&client).await;
+    let suffix = rand::random::<u32>() % 100_000;
+    let ns = format!("bench-{suffix}");
+    let base_ns = format!("bench-bare-{suffix}");
+    namespace(&client, &ns).await;
+    namespace(&client, &base_ns).await;
+
+    // Baseline: a bare client creating the same Jobs the operator renders, 32 at a time.
+    let pipeline_spec: tributary_core::api::PipelineSpec =
+        serde_json::from_value(layout.spec(5)).unwrap();
+    let warehouse = json!({"postgres": {"host": "127.0.0.1", "port": 15432, "database": "warehouse",
+        "credentialsSecretRef": {"name": "pg"}}, "checkIntervalSeconds": 0});
+    let ds_spec: tributary_core::api::DataSourceSpec =
+        serde_json::from_value(warehouse.clone()).unwrap();
+    let settings = tributary_operator::jobs::PodSettings::default();
+    let bare: Api<Job> = Api::namespaced(client.clone(), &base_ns);
+    let start = Instant::now();
+    futures::stream::iter(0..baseline_jobs)
+        .map(|i| {
+            let task = &pipeline_spec.tasks[i % tasks];
+            let input =
+                tributary_core::contract::RunnerInput::Task(tributary_core::contract::TaskInput {
+                    pipeline: format!("p{}", i / tasks),
+                    namespace: base_ns.clone(),
+                    run_id: "g1".into(),
+                    attempt: 1,
+                    logical_time: chrono::Utc::now(),
+                    time_zone: None,
+                    task: task.clone(),
+                    data_sources: BTreeMap::from([("warehouse".to_string(), ds_spec.clone())]),
+                    watermark: None,
+                });
+            let mut job = tributary_operator::jobs::task_job(
+                &tributary_operator::jobs::Owner {
+                    kind: "Pipeline",
+                    name: "x",
+                    namespace: &base_ns,
+                    uid: "none",
+                },
+                &tributary_operator::jobs::TaskJob {
+                    job_name: format!("p{}-g1-{}-1", i / tasks, task.name),
+                    run_id: "g1",
+                    attempt: 1,
+                    task,
+                    timeout_seconds: 3600,
+                    input: &input,
+                    overrides: None,
+                    container_args: vec![],
+                },
+                &settings,
+            );
+            job.metadata.owner_references = None;
+            let bare = bare.clone();
+            async move { bare.create(&PostParams::default(), &job).await.map(|_| ()) }
+        })
+        .buffer_unordered(32)
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap();
+    let bare_rate = baseline_jobs as f64 / start.elapsed().as_secs_f64();
+    eprintln!(
+        "baseline: {baseline_jobs} Jobs in {:?} ({bare_rate:.0}/s)",
+        start.elapsed()
+    );
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let _ = namespaces.delete(&base_ns, &DeleteParams::default()).await;
+
+    // The operator, release build, generous client-side limits so the API server is the bound.
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    secrets
+        .create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "pg"}, "stringData": {"username": "u", "password": "p"}})).unwrap())
+        .await
+        .unwrap();
+    let dss: Api<DataSource> = Api::namespaced(client.clone(), &ns);
+    dss.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "warehouse"}, "spec": warehouse}))
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    let log =
+        std::fs::File::create(std::env::temp_dir().join(format!("{ns}-operator.log"))).unwrap();
+    let mut operator = std::process::Command::new(env!("CARGO_BIN_EXE_tributary-operator"))
+        .args([
+            "--namespace",
+            &ns,
+            "--leader-elect",
+            "false",
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--kube-qps",
+            "1000",
+            "--kube-burst",
+            "2000",
+            "--concurrency",
+            "32",
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::from(log.try_clone().unwrap()))
+        .stderr(std::process::Stdio::from(log))
+        .spawn()
+        .unwrap();
+    let pid = operator.id();
+    let peak = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let sampler = {
+        let peak = peak.clone();
+        tokio::spawn(async move {
+            loop {
+                peak.fetch_max(rss_kib(pid, "VmRSS:"), std::sync::atomic::Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        })
+    };
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let with_results = Arc::new(Mutex::new(vec!["wide".to_string()]));
+    let _kubelet = kubelet(client.clone(), ns.clone(), seen.clone(), with_results);
+    let api: Api<Pipeline> = Api::namespaced(client.clone(), &ns);
+    let create = |name: String, spec: serde_json::Value| {
+        let api = api.clone();
+        async move {
+            let body = json!({"apiVersion": "tributary.dev/v1alpha1", "kind": "Pipeline", "metadata": {"name": name}, "spec": spec});
+            api.create(
+                &PostParams::default(),
+                &serde_json::from_value(body).unwrap(),
+            )
+            .await
+            .unwrap();
+        }
+    };
+
+    // 1. Dispatch latency at `latency_runs` concurrent runs.
+    futures::stream::iter(0..latency_runs)
+        .for_each_concurrent(16, |i| create(format!("lat{i}"), layout.spec(5)))
+        .await;
+    wait_succeeded(&api, "lat", latency_runs, Duration::from_secs(600)).await;
+    let mut latencies = Vec::new();
+    {
+        let s = seen.lock().unwrap();
+        for i in 0..latency_runs {
+            for t in 0..tasks {
+                let deps = layout.deps(t);
+                if deps.is_empty() {
+                    continue;
+                }
+                let job = format!("lat{i}-g1-t{t}-1");
+                let ready = deps
+                    .iter()
+                    .filter_map(|d| s.done.get(&format!("lat{i}-g1-t{d}-1")))
+                    .max();
+                if let (Some(appeared), Some(ready)) = (s.appeared.get(&job), ready) {
+                    latencies.push(appeared.saturating_duration_since(*ready).as_secs_f64());
+                }
+            }
+        }
+    }
+    latencies.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let (p50, p99) = (percentile(&latencies, 50.0), percentile(&latencies, 99.0));
+
+    // 2. The rest of the 1,000 Pipelines at once: throughput and memory.
+    let rest = pipelines - latency_runs;
+    let start = Instant::now();
+    futures::stream::iter(0..rest)
+        .for_each_concurrent(16, |i| create(format!("load{i}"), layout.spec(5)))
+        .await;
+    let elapsed = wait_succeeded(&api, "load", rest, Duration::from_secs(3600))
+        .await
+        .max(start.elapsed());
+    let operator_rate = (rest * tasks) as f64 / elapsed.as_secs_f64();
+
+    // 3. Status size of a 200-task Pipeline whose tasks all report results.
+    let wide = Layout {
+        tasks: 200,
+        width: 20,
+    };
+    create("wide".into(), wide.spec(20)).await;
+    wait_succeeded(&api, "wide", 1, Duration::from_secs(900)).await;
+    let wide_status = api.get("wide").await.unwrap().status.unwrap();
+    let status_bytes = serde_json::to_vec(&wide_status).unwrap().len();
+
+    let hwm = rss_kib(pid, "VmHWM:");
+    sampler.abort();
+    let peak_kib = peak.load(std::sync::atomic::Ordering::Relaxed).max(hwm);
+    let _ = operator.kill();
+    let _ = operator.wait();
+
+    println!("\n## tributary-operator benchmark ({pipelines} Pipelines x {tasks} tasks)\n");
+    println!("| measure | value | target |");
+    println!("|---|---|---|");
+    println!(
+        "| operator peak RSS | {:.1} MiB | <= 64 MiB |",
+        peak_kib as f64 / 1024.0
+    );
+    println!(
+        "| status size, 200 tasks with results | {:.1} KiB | <= 64 KiB |",
+        status_bytes as f64 / 1024.0
+    );
+    println!(
+        "| dispatch latency p50 ({latency_runs} concurrent runs, {} samples) | {:.0} ms | |",
+        latencies.len(),
+        p50 * 1000.0
+    );
+    println!(
+        "| dispatch latency p99 | {:.0} ms | < 500 ms |",
+        p99 * 1000.0
+    );
+    println!("| bare client Jobs/s ({baseline_jobs} Jobs, 32 in flight) | {bare_rate:.0} | |");
+    println!(
+        "| operator Jobs/s ({} Jobs along the DAG, completed by the harness) | {operator_rate:.0} | |",
+        rest * tasks
+    );
+    println!(
+        "| ratio operator / bare | {:.2} | >= 0.8 |",
+        operator_rate / bare_rate
+    );
+    if std::env::var("BENCH_KEEP").is_err() {
+        let _ = namespaces.delete(&ns, &DeleteParams::default()).await;
+    }
+}
