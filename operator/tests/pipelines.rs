@@ -154,15 +154,24 @@ async fn a_diamond_dag_runs_in_dag_order_and_reports_status_lineage_and_events_w
     assert_eq!(h.http_get("/readyz").0, 200);
     let (code, metrics) = h.http_get("/metrics");
     assert_eq!(code, 200);
-    assert!(metrics.contains("tributary_jobs_created_total 5"), "{metrics}");
-    assert!(metrics.contains("tributary_runs_finished_total{outcome=\"Succeeded\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains("tributary_jobs_created_total 5"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("tributary_runs_finished_total{outcome=\"Succeeded\"} 1"),
+        "{metrics}"
+    );
     let dispatched = metrics
         .lines()
         .find(|l| l.starts_with("tributary_dispatch_latency_seconds_count"))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse::<f64>().ok())
         .unwrap_or(0.0);
-    assert_eq!(dispatched, 3.0, "b, c and d were dispatched after their dependencies");
+    assert_eq!(
+        dispatched, 3.0,
+        "b, c and d were dispatched after their dependencies"
+    );
     h.kill_operator();
     let logs = h.logs();
     assert!(logs.contains("created Job"), "operator logs are captured");

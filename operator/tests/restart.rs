@@ -204,6 +204,8 @@ async fn killing_the_operator_at_random_points_never_loses_a_run_nor_runs_a_task
             "orphan Job {}",
             job.name_any()
         );
-        assert!(finished(&job), "Job {} left running", job.name_any());
+        if job.labels().contains_key("tributary.dev/pipeline") {
+            assert!(finished(&job), "Job {} left running", job.name_any());
+        }
     }
 }
