@@ -201,6 +201,8 @@ operator_needs() {
   done
   allow "$who" patch pipelines.tributary.dev --subresource=status "$@"
   allow "$who" patch datasources.tributary.dev --subresource=status "$@"
+  allow "$who" update pipelines.tributary.dev --subresource=finalizers "$@"
+  allow "$who" update datasources.tributary.dev --subresource=finalizers "$@"
   allow "$who" create jobs.batch "$@"
   allow "$who" delete jobs.batch "$@"
   allow "$who" list pods "$@"

@@ -110,9 +110,17 @@ fn the_chart_grants_nothing_the_operator_does_not_call_and_never_secrets() {
         .iter()
         .filter(|(k, _, _)| called.contains(*k))
         .flat_map(|(_, g, r)| {
-            let status = matches!(*r, "pipelines" | "datasources")
-                .then(|| (g.to_string(), format!("{r}/status")));
-            std::iter::once((g.to_string(), r.to_string())).chain(status)
+            // Owners of Jobs: status is written, finalizers only checked when a Job's
+            // ownerReference sets blockOwnerDeletion.
+            let subresources: Vec<(String, String)> = if matches!(*r, "pipelines" | "datasources") {
+                ["status", "finalizers"]
+                    .iter()
+                    .map(|sub| (g.to_string(), format!("{r}/{sub}")))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            std::iter::once((g.to_string(), r.to_string())).chain(subresources)
         })
         .collect();
     for (kind, name) in [
