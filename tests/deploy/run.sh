@@ -448,7 +448,7 @@ t_reconciles_example() {
   [[ -n $(k -n "$WATCHED" get events.events.k8s.io -o name) ]] || { echo "no Events published"; return 1; }
   # No permission errors anywhere in the operator's log.
   operator_log > "$WORK/operator.log"
-  if grep -Ei 'forbidden|403|unauthorized' "$WORK/operator.log"; then echo "the operator hit RBAC denials"; return 1; fi
+  if grep -E 'is forbidden|Forbidden|code: 403|Unauthorized' "$WORK/operator.log"; then echo "the operator hit RBAC denials"; return 1; fi
 }
 
 t_no_sync_drift() {
