@@ -290,7 +290,7 @@ async fn execute(
         );
         plan::apply(&mut run, &step, now);
         for event in &step.events {
-            report_event(event, &names, &run);
+            report_event(event, &names, &run, tty);
         }
         for start in &step.starts {
             if running.contains_key(&start.task) {
@@ -423,7 +423,12 @@ fn container_result(skip: bool) -> TaskResult {
     }
 }
 
-fn report_event(event: &plan::TaskEvent, names: &[&str], run: &tributary_core::api::RunStatus) {
+fn report_event(
+    event: &plan::TaskEvent,
+    names: &[&str],
+    run: &tributary_core::api::RunStatus,
+    tty: bool,
+) {
     use plan::TaskEvent::*;
     let line = match event {
         Started { task, attempt } if *attempt > 1 => {
@@ -452,7 +457,12 @@ fn report_event(event: &plan::TaskEvent, names: &[&str], run: &tributary_core::a
             run.tasks[*task].message.as_deref().unwrap_or("")
         ),
     };
-    eprintln!("\r\x1b[K{line}");
+    // On a terminal, the event line replaces the live progress line.
+    if tty {
+        eprintln!("\r\x1b[K{line}");
+    } else {
+        eprintln!("{line}");
+    }
 }
 
 fn human_bytes(n: u64) -> String {

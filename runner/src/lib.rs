@@ -94,7 +94,9 @@ pub fn init_json_logs() {
 /// so the live progress view stays readable).
 pub fn init_cli_logs() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    // Outcomes are shown by the CLI's own view; logging them too would print each twice.
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("warn,tributary_runner::outcome=off"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
