@@ -72,6 +72,8 @@ WATCHED=tributary-deploy-e2e                       # the e2e operator's only nam
 OTHER=tributary-deploy-other                        # a namespace it must not reach
 SCOPED_WATCH=tributary-deploy-watched               # from ci/namespaced-values.yaml
 DRY=tributary-deploy-dry                             # server dry-run target namespace
+# Tag of the locally imported operator image (hack/node images imports :dev).
+OPERATOR_TAG=${TRIBUTARY_DEPLOY_OPERATOR_TAG:-dev}
 
 cleanup() {
   [[ -n ${OPERATOR_PID:-} ]] && kill "$OPERATOR_PID" 2>/dev/null
@@ -176,7 +178,7 @@ t_install_main() {
 t_install_e2e_release() {
   # crds.install=false: the main release owns them (one owner per cluster-wide object).
   helm upgrade --install "$E2E" "$CHART" --namespace "$E2E_NS" --create-namespace \
-    -f "$CHART/ci/testbed-values.yaml" --set watchNamespace="$WATCHED" \
+    -f "$CHART/ci/testbed-values.yaml" --set image.tag="$OPERATOR_TAG" --set watchNamespace="$WATCHED" \
     --set crds.install=false --set replicaCount=0 --wait --timeout 2m
 }
 
@@ -336,14 +338,15 @@ check "helm upgrade upgrades the CRDs (templates, not crds/) and keeps the keep 
 node_ready() {
   k get nodes -o jsonpath='{range .items[*]}{range .status.conditions[?(@.type=="Ready")]}{.status}{"\n"}{end}{end}' 2>/dev/null | grep -x True >/dev/null
 }
-image_on_node() {  # the test-bed images are imported, never pulled
-  [[ -x $ROOT/hack/node ]] && "$ROOT/hack/node" crictl images 2>/dev/null | grep "^localhost/tributary/$1 " | grep -w dev >/dev/null
+image_on_node() {  # image_on_node NAME TAG: the test-bed images are imported, never pulled
+  [[ -x $ROOT/hack/node ]] && "$ROOT/hack/node" crictl images 2>/dev/null | awk -v n="localhost/tributary/$1" -v t="$2" '$1 == n && $2 == t' | grep . >/dev/null
 }
 need_node() {  # need_node CHECK-NAME: 0 when the node and images are there
   local why=""
-  node_ready || why="no Ready node (hack/node up)"
-  [[ -z $why ]] && ! image_on_node operator && why="image localhost/tributary/operator:dev missing (hack/node images)"
-  [[ -z $why ]] && ! image_on_node runner && why="image localhost/tributary/runner:dev missing (hack/node images)"
+  # The Node object stays Ready for a while after its kubelet died: ask hack/node too.
+  { node_ready && [[ -x $ROOT/hack/node ]] && "$ROOT/hack/node" status >/dev/null 2>&1; } || why="no Ready node (hack/node up)"
+  [[ -z $why ]] && ! image_on_node operator "$OPERATOR_TAG" && why="image localhost/tributary/operator:$OPERATOR_TAG missing (hack/node images)"
+  [[ -z $why ]] && ! image_on_node runner dev && why="image localhost/tributary/runner:dev missing (hack/node images)"
   [[ -z $why ]] && return 0
   if [[ $CI == true ]]; then fail "$1" "$why"; else skip "$1" "$why"; fi
   return 1
