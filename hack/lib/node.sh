@@ -313,7 +313,8 @@ EOF
 record_baselines() {
   mkdir -p "$NODE_STATE"
   local k
-  if [[ ! -s $NODE_STATE/sysctls ]]; then
+  # Only with no kubelet running: its values are not the machine's.
+  if [[ ! -s $NODE_STATE/sysctls ]] && ! pid_of kubelet >/dev/null; then
     for k in "${NODE_SYSCTLS[@]}"; do
       [[ -r /proc/sys/$k ]] && printf '%s %s\n' "$k" "$(cat "/proc/sys/$k")"
     done > "$NODE_STATE/sysctls.tmp"
