@@ -331,3 +331,33 @@ async fn a_missing_path_or_bucket_is_permanent() {
         .await;
     assert_permanent(&result);
 }
+
+#[tokio::test]
+async fn a_result_with_many_files_spills_its_detail_to_a_manifest_object() {
+    let Some(stack) = stack() else { return };
+    let s = sources(&stack);
+    let lake = s.lake();
+    let dir = unique("tests/copy/many-src");
+    for i in 0..12 {
+        lake.put(
+            &format!("{dir}/f{i:02}.txt"),
+            bytes::Bytes::from(format!("file {i}")),
+            "text/plain",
+        )
+        .await
+        .unwrap();
+    }
+    let prefix = format!("{}/", unique("tests/copy/many-dst"));
+    let input = s.task_input(copy_task("many", "lake", &dir, "*.txt", &prefix));
+    let result = s.run(&input).await;
+    assert_succeeded(&result);
+    let tributary_core::contract::RunnerInput::Task(task) = &input else {
+        unreachable!()
+    };
+    let key = format!("_tributary/manifests/tests/{}/many.json", task.run_id);
+    assert_eq!(result.manifest.as_deref(), Some(key.as_str()));
+    let manifest: tributary_core::lineage::TaskResult =
+        serde_json::from_slice(&read_object(&lake, &key).await).unwrap();
+    assert_eq!(manifest.outputs.len(), 12);
+    assert!(result.to_termination_message().len() <= 4096);
+}
