@@ -74,6 +74,7 @@ SCOPED_WATCH=tributary-deploy-watched               # from ci/namespaced-values.
 DRY=tributary-deploy-dry                             # server dry-run target namespace
 # Tag of the locally imported operator image (hack/node images imports :dev).
 OPERATOR_TAG=${TRIBUTARY_DEPLOY_OPERATOR_TAG:-dev}
+RUNNER_TAG=${TRIBUTARY_DEPLOY_RUNNER_TAG:-dev}
 
 cleanup() {
   [[ -n ${OPERATOR_PID:-} ]] && kill "$OPERATOR_PID" 2>/dev/null
@@ -178,7 +179,7 @@ t_install_main() {
 t_install_e2e_release() {
   # crds.install=false: the main release owns them (one owner per cluster-wide object).
   helm upgrade --install "$E2E" "$CHART" --namespace "$E2E_NS" --create-namespace \
-    -f "$CHART/ci/testbed-values.yaml" --set image.tag="$OPERATOR_TAG" --set watchNamespace="$WATCHED" \
+    -f "$CHART/ci/testbed-values.yaml" --set image.tag="$OPERATOR_TAG" --set runner.image.tag="$RUNNER_TAG" --set watchNamespace="$WATCHED" \
     --set crds.install=false --set replicaCount=0 --wait --timeout 2m
 }
 
@@ -346,7 +347,7 @@ need_node() {  # need_node CHECK-NAME: 0 when the node and images are there
   # The Node object stays Ready for a while after its kubelet died: ask hack/node too.
   { node_ready && [[ -x $ROOT/hack/node ]] && "$ROOT/hack/node" status >/dev/null 2>&1; } || why="no Ready node (hack/node up)"
   [[ -z $why ]] && ! image_on_node operator "$OPERATOR_TAG" && why="image localhost/tributary/operator:$OPERATOR_TAG missing (hack/node images)"
-  [[ -z $why ]] && ! image_on_node runner dev && why="image localhost/tributary/runner:dev missing (hack/node images)"
+  [[ -z $why ]] && ! image_on_node runner "$RUNNER_TAG" && why="image localhost/tributary/runner:$RUNNER_TAG missing (hack/node images)"
   [[ -z $why ]] && return 0
   if [[ $CI == true ]]; then fail "$1" "$why"; else skip "$1" "$why"; fi
   return 1
@@ -421,7 +422,7 @@ KC
   # The same settings the chart's Deployment passes (testbed values, one namespace).
   KUBECONFIG=$WORK/sa.kubeconfig TRIBUTARY_WATCH_NAMESPACE=$WATCHED POD_NAMESPACE=$E2E_NS \
     POD_NAME=deploy-test-local TRIBUTARY_LEASE_NAME=$E2E TRIBUTARY_METRICS_ADDR=127.0.0.1:18091 \
-    TRIBUTARY_LOG_FORMAT=text TRIBUTARY_HOST_NETWORK=true TRIBUTARY_RUNNER_IMAGE=localhost/tributary/runner:dev \
+    TRIBUTARY_LOG_FORMAT=text TRIBUTARY_HOST_NETWORK=true TRIBUTARY_RUNNER_IMAGE=localhost/tributary/runner:$RUNNER_TAG \
     TRIBUTARY_RUNNER_IMAGE_PULL_POLICY=Never RUST_LOG=info,tributary_operator=debug \
     "$bin" > "$WORK/local-operator.log" 2>&1 &
   OPERATOR_PID=$!
