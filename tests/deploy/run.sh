@@ -455,6 +455,31 @@ t_reconciles_example() {
   if grep -E 'is forbidden|Forbidden|code: 403|Unauthorized' "$WORK/operator.log"; then echo "the operator hit RBAC denials"; return 1; fi
 }
 
+# The Argo CD health checks on the live objects the real operator wrote: each verdict must
+# agree with the phase / Ready condition it reads (the Lua runs in the same Lua 5.1 sandbox
+# as the cargo tests, through tests/deploy's argocd-health binary).
+t_argocd_health_live() {
+  local bin
+  (cd "$ROOT" && cargo build -q -p tributary-deploy-tests --bin argocd-health) || return 1
+  bin=${CARGO_TARGET_DIR:-$ROOT/target}/debug/argocd-health
+  k -n "$WATCHED" get pipeline retail-elt -o json > "$WORK/p.json" || return 1
+  local phase want got
+  phase=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["status"]["phase"])' "$WORK/p.json")
+  case $phase in Running|Pending) want=Progressing ;; Succeeded) want=Healthy ;; *) want=Degraded ;; esac
+  got=$("$bin" "$ROOT/manifests/argocd/health/pipeline.lua" < "$WORK/p.json") || return 1
+  echo "Pipeline (phase $phase): $got"
+  expect "$(echo "$got" | awk '{print $2}')" "$want" "health of the $phase Pipeline" || return 1
+  k -n "$WATCHED" get datasources -o json > "$WORK/ds.json" || return 1
+  "$bin" "$ROOT/manifests/argocd/health/datasource.lua" < "$WORK/ds.json" > "$WORK/ds.health" || return 1
+  cat "$WORK/ds.health"
+  local name ready
+  while read -r name got _; do
+    ready=$(k -n "$WATCHED" get datasource "$name" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')
+    case $ready in True) want=Healthy ;; False) want=Degraded ;; *) want=Progressing ;; esac
+    expect "$got" "$want" "health of DataSource $name (Ready=$ready)" || return 1
+  done < "$WORK/ds.health"
+}
+
 t_no_sync_drift() {
   # After the operator wrote status (and maybe created Jobs), applying the same files
   # again changes nothing: the operator never wrote spec or metadata, defaults come from
@@ -498,6 +523,7 @@ else
   where="the operator (out of cluster, chart RBAC)"
 fi
 check "$where reconciles the retail example (status, Jobs, Events) without RBAC denials" t_reconciles_example
+check "the Argo CD health checks agree with the live status the operator wrote" t_argocd_health_live
 check "no sync drift: re-applying the example server-side changes nothing; the operator owns only status" t_no_sync_drift
 if [[ -n ${OPERATOR_PID:-} ]]; then kill "$OPERATOR_PID" 2>/dev/null; wait "$OPERATOR_PID" 2>/dev/null; OPERATOR_PID=""; fi
 
