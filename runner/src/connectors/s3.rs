@@ -377,14 +377,19 @@ impl ObjectWriter {
         self.flush_full_parts().await
     }
 
-    /// Reads `reader` to its end into the object, without an intermediate copy.
+    /// Reads `reader` to its end into the object, without an intermediate copy. Each part gets
+    /// a buffer of exactly `part_size`, so memory is `part_size × (concurrency + 1)` at most.
     pub async fn copy_from(&mut self, mut reader: impl AsyncRead + Unpin) -> Result<()> {
         loop {
-            if self.buf.capacity() - self.buf.len() < 64 * 1024 {
-                self.buf.reserve(self.part_size.min(1 << 20));
+            if self.buf.capacity() == self.buf.len() {
+                // The previous buffer now belongs to a part in flight; start a fresh one.
+                let mut fresh = BytesMut::with_capacity(self.part_size);
+                fresh.extend_from_slice(&self.buf);
+                self.buf = fresh;
             }
+            let spare = (self.buf.capacity() - self.buf.len()) as u64;
             let before = self.buf.len();
-            let n = reader.read_buf(&mut self.buf).await?;
+            let n = (&mut reader).take(spare).read_buf(&mut self.buf).await?;
             if n == 0 {
                 return Ok(());
             }
