@@ -266,20 +266,42 @@ YAML
 }
 
 t_runner_image() {
-  # The runner image starts as 65532 with its libraries and CA bundle;
-  # `--help` exercises the dynamic loader and argument parsing only.
-  run_pod runner <<YAML >/dev/null || return 1
+  # The runner contract end to end, as the operator renders it
+  # (operator/src/jobs.rs): input in TRIBUTARY_INPUT, credentials from
+  # secretKeyRef, restricted security context, emptyDir /tmp, hostNetwork to
+  # reach MinIO on loopback; the result lands in state.terminated.message.
+  k -n "$NS" create secret generic minio-creds --from-literal=accessKeyId="$AWS_ACCESS_KEY_ID" \
+    --from-literal=secretAccessKey="$AWS_SECRET_ACCESS_KEY" >/dev/null || return 1
+  local input
+  input=$(printf '{"action":"checkConnection","name":"lake","namespace":"%s","spec":{"s3":{"endpoint":"http://127.0.0.1:%s","region":"us-east-1","bucket":"%s","pathStyle":true,"credentialsSecretRef":{"name":"minio-creds"}}}}' \
+    "$NS" "$MINIO_PORT" "$MINIO_BUCKET")
+  local phase
+  phase=$(run_pod runner <<YAML
   restartPolicy: Never
+  hostNetwork: true
+  dnsPolicy: ClusterFirstWithHostNet
+  automountServiceAccountToken: false
+  enableServiceLinks: false
   securityContext: {runAsNonRoot: true, seccompProfile: {type: RuntimeDefault}}
   containers:
   - name: runner
     image: $RUNNER_IMAGE
-    args: ["--help"]
-    securityContext: {allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {drop: [ALL]}}
+    terminationMessagePolicy: FallbackToLogsOnError
+    env:
+    - {name: TRIBUTARY_INPUT, value: '$input'}
+    - name: TRIBUTARY_DS_LAKE_ACCESS_KEY_ID
+      valueFrom: {secretKeyRef: {name: minio-creds, key: accessKeyId}}
+    - name: TRIBUTARY_DS_LAKE_SECRET_ACCESS_KEY
+      valueFrom: {secretKeyRef: {name: minio-creds, key: secretAccessKey}}
+    securityContext: {runAsUser: 65532, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {drop: [ALL]}}
+    volumeMounts: [{name: tmp, mountPath: /tmp}]
+  volumes: [{name: tmp, emptyDir: {}}]
 YAML
-  expect "$(k -n "$NS" get pod runner -o jsonpath='{.status.containerStatuses[0].state.terminated.exitCode}')" 0 "exit code" || {
-    k -n "$NS" logs runner | tail; return 1; }
-  k -n "$NS" logs runner | grep -i usage >/dev/null
+  ) || return 1
+  local msg; msg=$(terminated_message runner)
+  expect "$phase" Succeeded "phase" || { echo "message: $msg"; k -n "$NS" logs runner | tail -5; return 1; }
+  echo "$msg" | grep '"outcome":"succeeded"' >/dev/null && echo "$msg" | grep "s3://$MINIO_BUCKET" >/dev/null \
+    || { echo "unexpected result: $msg"; return 1; }
 }
 
 t_no_pulls() {
@@ -358,7 +380,7 @@ check "pods: an env var from secretKeyRef reaches the container" t_secret_env
 check "pods: runAsNonRoot, uid 65532, read-only root, no capabilities and RuntimeDefault seccomp hold" t_restricted
 check "pods: a hostNetwork pod reaches MinIO on 127.0.0.1:$MINIO_PORT" t_host_network_minio
 check "pods: a pod on the bridge gets an address from $POD_CIDR" t_pod_network
-check "pods: the runner image runs as non-root and prints its usage" t_runner_image
+check "pods: the runner image checks MinIO from a hostNetwork pod with secretKeyRef credentials; its result is the termination message" t_runner_image
 check "pods: an image that is not local fails at once, without asking any registry" t_no_pulls
 check "node: hack/node down leaves no kubelet, containerd, shim or container process, no mount, no bridge" t_down_leaves_nothing
 check "node: hack/node up brings the Node back to Ready" t_up_again
