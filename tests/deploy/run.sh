@@ -82,6 +82,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# A previous run deletes its namespaces without waiting; one still Terminating would
+# swallow what this run creates in it. Wait (bounded) until they are gone.
+for ns in "$DRY" "$SCOPED_WATCH" "$WATCHED" "$OTHER" "$E2E_NS"; do
+  if [[ $(k get namespace "$ns" -o jsonpath='{.status.phase}' 2>/dev/null) == Terminating ]]; then
+    k wait --for=delete namespace/"$ns" --timeout=180s >/dev/null 2>&1 \
+      || echo "warning: namespace $ns is still terminating" >&2
+  fi
+done
 # Namespaces the dry runs and installs need (Helm creates only the release namespace).
 for ns in "$DRY" "$SCOPED_WATCH" "$WATCHED" "$OTHER"; do
   k create namespace "$ns" --dry-run=client -o yaml | k apply -f - >/dev/null
