@@ -102,10 +102,11 @@ node_packages() {
   service containerd stop >/dev/null 2>&1 || true
 }
 
-# crictl talks CRI to containerd: `down` uses it to stop pod sandboxes the way
-# the kubelet would (CNI DEL, unmounts), and it is the tool for debugging a
-# pod on the node (hack/node crictl ps -a). Built once from the Go module
-# proxy, cached by version.
+# crictl talks CRI to containerd: it is the tool for debugging a pod on the
+# node (hack/node crictl ps -a), and `down` uses it when present to stop pod
+# sandboxes the way the kubelet would (CNI DEL, unmounts). Built on first use
+# from the Go module proxy (a few minutes), cached by version; `up` does not
+# need it.
 CRICTL_VERSION=v1.34.0
 CRICTL=$TRIBUTARY_CACHE/crictl/$CRICTL_VERSION/crictl
 
