@@ -175,6 +175,7 @@ server = "http://127.0.0.1:9"
 [host."http://127.0.0.1:9"]
   capabilities = ["pull", "resolve"]
 EOF
+  # shellcheck disable=SC2015 # "|| true": unchanged is not an error
   write_if_changed "$CONTAINERD_DIR/config.toml" <<EOF && CONTAINERD_CHANGED=1 || true
 # Written by tributary hack/node; regenerated on every \`hack/node up\`.
 version = 2
@@ -258,6 +259,7 @@ EOF
 
 write_kubelet_config() {
   mkdir -p "$KUBELET_DIR/root" "$KUBELET_DIR/pod-logs"
+  # shellcheck disable=SC2015 # "|| true": unchanged is not an error
   write_if_changed "$KUBELET_DIR/config.yaml" <<EOF && KUBELET_CHANGED=1 || true
 # Written by tributary hack/node; regenerated on every \`hack/node up\`.
 apiVersion: kubelet.config.k8s.io/v1beta1
@@ -337,7 +339,7 @@ restore_baselines() {
   local k v
   if [[ -s $NODE_STATE/sysctls ]]; then
     while read -r k v; do
-      [[ -w /proc/sys/$k ]] && echo "$v" > "/proc/sys/$k" 2>/dev/null || true
+      if [[ -w /proc/sys/$k ]]; then echo "$v" > "/proc/sys/$k" 2>/dev/null || true; fi
     done < "$NODE_STATE/sysctls"
     rm -f "$NODE_STATE/sysctls"
   fi

@@ -300,8 +300,9 @@ YAML
   ) || return 1
   local msg; msg=$(terminated_message runner)
   expect "$phase" Succeeded "phase" || { echo "message: $msg"; k -n "$NS" logs runner | tail -5; return 1; }
-  echo "$msg" | grep '"outcome":"succeeded"' >/dev/null && echo "$msg" | grep "s3://$MINIO_BUCKET" >/dev/null \
-    || { echo "unexpected result: $msg"; return 1; }
+  if ! echo "$msg" | grep '"outcome":"succeeded"' >/dev/null || ! echo "$msg" | grep "s3://$MINIO_BUCKET" >/dev/null; then
+    echo "unexpected result: $msg"; return 1
+  fi
 }
 
 t_no_pulls() {
