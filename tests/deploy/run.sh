@@ -377,7 +377,7 @@ apply_example() {
 
 t_operator_ready() {
   helm upgrade "$E2E" "$CHART" --namespace "$E2E_NS" --reuse-values --set replicaCount=1 || return 1
-  k -n "$E2E_NS" rollout status deployment/"$E2E" --timeout=180s || {
+  k -n "$E2E_NS" rollout status deployment/"$E2E" --timeout=300s || {
     k -n "$E2E_NS" describe pods -l app.kubernetes.io/instance="$E2E" | tail -30
     k -n "$E2E_NS" logs deployment/"$E2E" --tail=30
     return 1
@@ -447,7 +447,7 @@ t_reconciles_example() {
   # Ready to True or False; without one its pod stays Pending and Ready says Unknown.
   local settled='[[ $s == True || $s == False ]]'
   [[ -n ${OPERATOR_PID:-} ]] && settled='[[ -n $s ]]'
-  wait_until 180 "every DataSource checked" bash -c \
+  wait_until 300 "every DataSource checked" bash -c \
     "for d in \$(kubectl -n $WATCHED get datasources -o name); do
        s=\$(kubectl -n $WATCHED get \$d -o jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}')
        $settled || exit 1
