@@ -337,7 +337,8 @@ pub struct ObjectWriter {
     content_type: Option<String>,
     buf: BytesMut,
     upload: Option<Box<dyn MultipartUpload>>,
-    inflight: FuturesUnordered<object_store::UploadPart>,
+    /// Parts being uploaded, each on its own tokio task so uploads overlap with reading.
+    inflight: FuturesUnordered<tokio::task::JoinHandle<object_store::Result<()>>>,
     bytes: u64,
     hasher: Sha256,
     progress: Option<Progress>,
@@ -427,12 +428,25 @@ impl ObjectWriter {
         // Bounded concurrency: wait for a slot before starting another part.
         while self.inflight.len() >= self.concurrency {
             if let Some(done) = self.inflight.next().await {
-                done.map_err(|e| self.error(e))?;
+                self.joined(done)?;
             }
         }
         let upload = self.upload.as_mut().expect("started above");
-        self.inflight.push(upload.put_part(PutPayload::from(part)));
+        // Spawned, not just queued: an upload future only makes progress while polled, and
+        // the caller is busy reading the next part.
+        self.inflight
+            .push(tokio::spawn(upload.put_part(PutPayload::from(part))));
         Ok(())
+    }
+
+    fn joined(
+        &self,
+        done: std::result::Result<object_store::Result<()>, tokio::task::JoinError>,
+    ) -> Result<()> {
+        match done {
+            Ok(result) => result.map_err(|e| self.error(e)),
+            Err(e) => Err(Error::retryable(format!("part upload task: {e}"))),
+        }
     }
 
     fn error(&self, e: object_store::Error) -> Error {
@@ -470,7 +484,7 @@ impl ObjectWriter {
                 self.send_part(last).await?;
             }
             while let Some(done) = self.inflight.next().await {
-                done.map_err(|e| self.error(e))?;
+                self.joined(done)?;
             }
             let upload = self.upload.as_mut().expect("multipart");
             upload.complete().await.map_err(|e| {
@@ -487,6 +501,9 @@ impl ObjectWriter {
 
     /// Drops buffered data and aborts a started multipart upload, so no part remains.
     pub async fn abort(mut self) {
+        for part in self.inflight.iter() {
+            part.abort();
+        }
         self.inflight.clear();
         if let Some(mut upload) = self.upload.take() {
             match upload.abort().await {
