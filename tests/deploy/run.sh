@@ -82,10 +82,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# A previous run deletes its namespaces without waiting; one still Terminating would
-# swallow what this run creates in it. Wait (bounded) until they are gone.
+# Start clean: an aborted run leaves its namespaces (with objects an earlier operator
+# already reconciled, which would let the checks below pass on stale status), and a
+# finished run deletes them without waiting (one still Terminating would swallow what
+# this run creates). Delete them and wait, bounded, until they are gone.
 for ns in "$DRY" "$SCOPED_WATCH" "$WATCHED" "$OTHER" "$E2E_NS"; do
-  if [[ $(k get namespace "$ns" -o jsonpath='{.status.phase}' 2>/dev/null) == Terminating ]]; then
+  if k get namespace "$ns" >/dev/null 2>&1; then
+    k delete namespace "$ns" --wait=false >/dev/null 2>&1
     k wait --for=delete namespace/"$ns" --timeout=180s >/dev/null 2>&1 \
       || echo "warning: namespace $ns is still terminating" >&2
   fi
