@@ -28,9 +28,10 @@ CNI_DIR=$STACK_DIR/cni
 NODE_STATE=$STACK_DIR/node          # baselines recorded by `up`, restored by `down`
 CNI_BIN_DIR=/usr/lib/cni            # Debian's containernetworking-plugins
 CNI_BRIDGE=tribr0
-# A private /24 for non-host-network pods on the bridge; it does not overlap
-# the service range (10.96.0.0/16) and is reachable only from this machine.
-POD_CIDR=10.244.0.0/24
+# A private /16 for non-host-network pods on the bridge (room for maxPods);
+# it does not overlap the service range (10.96.0.0/16) and is reachable only
+# from this machine.
+POD_CIDR=10.244.0.0/16
 # The sandbox ("pause") image, built locally from hack/images/pause.c.
 PAUSE_IMAGE=localhost/tributary/pause:1
 # Image references the test bed uses; hack/images/build makes them.
@@ -160,6 +161,7 @@ write_if_changed() {
 
 CONTAINERD_CHANGED=0
 KUBELET_CHANGED=0
+CNI_CHANGED=0
 
 write_containerd_config() {
   mkdir -p "$CONTAINERD_DIR/root" "$CONTAINERD_DIR/state" "$CONTAINERD_DIR/certs.d/_default"
@@ -235,7 +237,8 @@ write_cni_config() {
   # No ipMasq and no default route: non-host-network pods talk to each other
   # and to the host, never beyond. Pods that need the stack's services use
   # hostNetwork: everything listens on 127.0.0.1.
-  write_if_changed "$CNI_DIR/net.d/10-tributary.conflist" <<EOF || true
+  # shellcheck disable=SC2015 # "|| true": unchanged is not an error
+  write_if_changed "$CNI_DIR/net.d/10-tributary.conflist" <<EOF && CNI_CHANGED=1 || true
 {
   "cniVersion": "1.0.0",
   "name": "tributary",
@@ -307,7 +310,11 @@ serializeImagePulls: false
 # Pods of Jobs start quickly after one another; the default QPS (50/100) is
 # fine, but status updates should not wait for the 10 s node-status period.
 nodeStatusUpdateFrequency: 10s
-maxPods: 110
+# kube-scheduler counts every pod bound to a node until it is deleted,
+# finished ones included: with the default 110, a few runs' worth of
+# completed Job pods left the node "Too many pods". Running pods are what
+# cost memory (~13 MiB each), and the operator's parallelism bounds those.
+maxPods: 1000
 EOF
 }
 
