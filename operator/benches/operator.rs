@@ -391,6 +391,8 @@ async fn main() {
             "32",
         ])
         .env("RUST_LOG", "warn")
+        // As recommended for the Deployment: glibc's per-thread arenas otherwise inflate RSS.
+        .env("MALLOC_ARENA_MAX", "2")
         .stdout(std::process::Stdio::from(log.try_clone().unwrap()))
         .stderr(std::process::Stdio::from(log))
         .spawn()

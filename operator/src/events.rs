@@ -54,47 +54,75 @@ pub fn fit_note(mut note: String) -> String {
     note
 }
 
-/// Publishes Events as the operator.
+/// Events waiting to be published at most; beyond it new Events are dropped (as client-go's
+/// broadcaster does), so a slow API server never makes Events pile up in memory or compete
+/// with Job creation without bound.
+pub const QUEUE: usize = 1024;
+
+/// Publishes Events as the operator, from a bounded queue drained by a few workers.
 #[derive(Clone)]
 pub struct Publisher {
-    client: Client,
-    instance: String,
+    queue: tokio::sync::mpsc::Sender<(ObjectReference, EventNote)>,
 }
 
 impl Publisher {
+    /// Starts the workers (needs a Tokio runtime).
     pub fn new(client: Client, instance: String) -> Publisher {
-        Publisher { client, instance }
+        let (queue, rx) = tokio::sync::mpsc::channel::<(ObjectReference, EventNote)>(QUEUE);
+        let rx = std::sync::Arc::new(tokio::sync::Mutex::new(rx));
+        for _ in 0..4 {
+            let rx = rx.clone();
+            let client = client.clone();
+            let instance = instance.clone();
+            tokio::spawn(async move {
+                loop {
+                    let next = rx.lock().await.recv().await;
+                    let Some((object, event)) = next else { break };
+                    create(&client, &instance, &object, &event).await;
+                }
+            });
+        }
+        Publisher { queue }
     }
 
-    /// Creates one Event regarding `object`. Failures are logged, never fatal: an Event is
-    /// advice to humans and must not block a run.
-    pub async fn publish(&self, object: &ObjectReference, event: &EventNote) {
-        let namespace = object.namespace.clone().unwrap_or_else(|| "default".into());
-        let now = Timestamp::now();
-        let name = format!(
-            "{}.{:x}",
-            object.name.as_deref().unwrap_or("tributary"),
-            now.as_nanosecond()
-        );
-        let body = Event {
-            metadata: ObjectMeta {
-                name: Some(name),
-                namespace: Some(namespace.clone()),
-                ..Default::default()
-            },
-            action: Some("Reconcile".into()),
-            reason: Some(event.reason.into()),
-            note: Some(fit_note(event.note.clone())),
-            type_: Some(if event.warning { "Warning" } else { "Normal" }.into()),
-            event_time: Some(MicroTime(now)),
-            regarding: Some(object.clone()),
-            reporting_controller: Some("tributary.dev/operator".into()),
-            reporting_instance: Some(self.instance.clone()),
-            ..Default::default()
-        };
-        let api: Api<Event> = Api::namespaced(self.client.clone(), &namespace);
-        if let Err(err) = api.create(&PostParams::default(), &body).await {
-            tracing::warn!(reason = event.reason, error = %err, "could not publish an Event");
+    /// Queues Events regarding `object`, in order; drops them when the queue is full.
+    pub fn publish(&self, object: &ObjectReference, events: Vec<EventNote>) {
+        for event in events {
+            if self.queue.try_send((object.clone(), event)).is_err() {
+                tracing::debug!("Event queue full; dropping an Event");
+            }
         }
+    }
+}
+
+/// Creates one Event regarding `object`. Failures are logged, never fatal: an Event is advice
+/// to humans and must not block a run.
+async fn create(client: &Client, instance: &str, object: &ObjectReference, event: &EventNote) {
+    let namespace = object.namespace.clone().unwrap_or_else(|| "default".into());
+    let now = Timestamp::now();
+    let name = format!(
+        "{}.{:x}",
+        object.name.as_deref().unwrap_or("tributary"),
+        now.as_nanosecond()
+    );
+    let body = Event {
+        metadata: ObjectMeta {
+            name: Some(name),
+            namespace: Some(namespace.clone()),
+            ..Default::default()
+        },
+        action: Some("Reconcile".into()),
+        reason: Some(event.reason.into()),
+        note: Some(fit_note(event.note.clone())),
+        type_: Some(if event.warning { "Warning" } else { "Normal" }.into()),
+        event_time: Some(MicroTime(now)),
+        regarding: Some(object.clone()),
+        reporting_controller: Some("tributary.dev/operator".into()),
+        reporting_instance: Some(instance.to_string()),
+        ..Default::default()
+    };
+    let api: Api<Event> = Api::namespaced(client.clone(), &namespace);
+    if let Err(err) = api.create(&PostParams::default(), &body).await {
+        tracing::warn!(reason = event.reason, error = %err, "could not publish an Event");
     }
 }

@@ -541,7 +541,7 @@ impl Runner<'_, '_> {
             .unwrap_or(chrono_tz::UTC);
         let _ = now;
         TemplateContext::new(
-            &run.id,
+            template_run_id(run),
             &logical_time(run).with_timezone(&tz),
             &self.view.spec.tasks[task].name,
             self.view.name,
@@ -579,6 +579,9 @@ fn adopt(runner: &Runner<'_, '_>, run: &mut RunStatus, now: DateTime<Utc>) {
 
 /// The run's logical time: the scheduled time for scheduled runs, the start otherwise.
 pub fn logical_time(run: &RunStatus) -> DateTime<Utc> {
+    if let Some(retried) = &run.retry_of {
+        return retried.logical_time;
+    }
     if run.trigger == RunTrigger::Schedule
         && let Some(stamp) = run.id.strip_prefix('s')
         && let Ok(time) = NaiveDateTime::parse_from_str(&format!("{stamp}00"), "%Y%m%d%H%M%S")
@@ -586,6 +589,14 @@ pub fn logical_time(run: &RunStatus) -> DateTime<Utc> {
         return time.and_utc();
     }
     run.started_at
+}
+
+/// The `{{ run.id }}` of a run's tasks: a retry's is the retried run's, so a re-run task
+/// finds the objects that the tasks kept from that run wrote under its id.
+pub fn template_run_id(run: &RunStatus) -> &str {
+    run.retry_of
+        .as_ref()
+        .map_or(run.id.as_str(), |r| r.id.as_str())
 }
 
 /// Manual and retry requests, and the run of a new generation. Returns whether a run started.
@@ -622,7 +633,12 @@ fn triggers(runner: &Runner<'_, '_>, d: &mut Decision, now: DateTime<Utc>) -> bo
                 ));
             }
             Some(previous) => {
-                let run = plan::retry_run(&previous, retry_run_id(&previous.id, token), now);
+                let run = plan::retry_run(
+                    &previous,
+                    retry_run_id(&previous.id, token),
+                    logical_time(&previous),
+                    now,
+                );
                 start_run(runner, d, run, None, now);
                 return true;
             }
@@ -874,7 +890,7 @@ pub fn render_job(
     let input = RunnerInput::Task(TaskInput {
         pipeline: view.name.to_string(),
         namespace: view.namespace.to_string(),
-        run_id: run.id.clone(),
+        run_id: template_run_id(run).to_string(),
         attempt: create.attempt,
         logical_time: logical,
         time_zone,
@@ -891,7 +907,7 @@ pub fn render_job(
         watermark: status.watermarks.get(&task.name).cloned(),
     });
     let context = TemplateContext::new(
-        &run.id,
+        template_run_id(run),
         &logical.with_timezone(&tz),
         &task.name,
         view.name,

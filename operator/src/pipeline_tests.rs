@@ -363,6 +363,26 @@ fn a_retry_request_reruns_only_the_failed_and_skipped_tasks_of_the_last_run() {
     assert_eq!(created(&d), vec![format!("retail-{}-c-1", run.id).as_str()]);
     assert_eq!(d.status.handled_retry_request.as_deref(), Some("fix-1"));
     assert_eq!(d.status.history[0].phase, RunPhase::Failed);
+
+    // The re-run task renders its templates as the failed run's tasks did: `{{ run.id }}`
+    // is g1 and the logical time g1's start, so it finds the objects a and b wrote.
+    let status = p.status.clone().unwrap();
+    let job = render_job(
+        &PipelineView::of(&p, &status),
+        &d.status,
+        &the_warehouse_and_the_lake(),
+        &d.create[0],
+        &PodSettings::default(),
+    )
+    .unwrap();
+    let env = job.spec.unwrap().template.spec.unwrap().containers[0]
+        .env
+        .clone()
+        .unwrap();
+    let input: serde_json::Value = serde_json::from_str(env[0].value.as_deref().unwrap()).unwrap();
+    assert_eq!(input["runId"], "g1");
+    assert_eq!(input["logicalTime"], "2026-01-01T00:00:00Z");
+    assert_eq!(logical_time(run), at("2026-01-01T00:00:00Z"));
 }
 
 #[test]

@@ -157,14 +157,8 @@ async fn reconcile_inner(ds: &DataSource, ctx: &Context) -> Result<Action> {
     }
 
     if !decision.events.is_empty() {
-        let publisher = ctx.events.clone();
-        let reference = ds.object_ref(&());
-        let events = decision.events.clone();
-        tokio::spawn(async move {
-            for event in events {
-                publisher.publish(&reference, &event).await;
-            }
-        });
+        ctx.events
+            .publish(&ds.object_ref(&()), decision.events.clone());
     }
 
     Ok(match decision.requeue_at {

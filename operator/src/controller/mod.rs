@@ -57,6 +57,7 @@ struct Memory {
 }
 
 const MEMORY_LIMIT: usize = 50_000;
+const RESULTS_LIMIT: usize = 512;
 
 impl Context {
     fn remember_written(
@@ -96,8 +97,9 @@ impl Context {
 
     fn mark_finished_seen(&self, key: &str) {
         let mut memory = self.memory.lock().expect("memory lock");
-        if memory.finished_seen.len() > MEMORY_LIMIT {
-            let cutoff = Instant::now() - Duration::from_secs(600);
+        if memory.finished_seen.len() > 5_000 {
+            // Only the dispatch latency reads it, within seconds of the finish.
+            let cutoff = Instant::now() - Duration::from_secs(60);
             memory.finished_seen.retain(|_, t| *t > cutoff);
         }
         memory
@@ -150,7 +152,9 @@ impl Context {
             .map_err(Error::kube("list pods of a Job"))?;
         let result = pod_result(&list.items);
         let mut memory = self.memory.lock().expect("memory lock");
-        if memory.results.len() > MEMORY_LIMIT {
+        // Results are folded into status right away; the cache only spares repeated pod
+        // lists while the watch catches up, so it stays small (messages are up to 4 KiB).
+        if memory.results.len() > RESULTS_LIMIT {
             memory.results.clear();
         }
         memory.results.insert(uid, result.clone());
@@ -194,9 +198,15 @@ fn key(namespace: &str, name: &str) -> String {
 fn strip_job(job: &mut Job) {
     job.metadata.managed_fields = None;
     job.metadata.annotations = None;
+    job.metadata.finalizers = None;
     job.spec = None;
     if let Some(status) = job.status.as_mut() {
-        status.uncounted_terminated_pods = None;
+        // Only the terminal conditions are read.
+        *status = k8s_openapi::api::batch::v1::JobStatus {
+            conditions: status.conditions.take(),
+            completion_time: status.completion_time.take(),
+            ..Default::default()
+        };
         if let Some(conditions) = status.conditions.as_mut() {
             conditions
                 .retain(|c| c.status == "True" && (c.type_ == "Complete" || c.type_ == "Failed"));

@@ -186,13 +186,7 @@ async fn reconcile_inner(pipeline: &Pipeline, ctx: &Context) -> Result<Action> {
         .cloned()
         .collect();
     if !events.is_empty() {
-        let publisher = ctx.events.clone();
-        let reference = pipeline.object_ref(&());
-        tokio::spawn(async move {
-            for event in events {
-                publisher.publish(&reference, &event).await;
-            }
-        });
+        ctx.events.publish(&pipeline.object_ref(&()), events);
     }
     for trigger in &decision.runs_started {
         ctx.metrics
