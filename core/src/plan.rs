@@ -7,8 +7,8 @@
 use chrono::{DateTime, Utc};
 
 use crate::api::{
-    MAX_MESSAGE_LEN, PipelinePhase, RunPhase, RunStatus, RunSummary, RunTrigger, TaskLineage,
-    TaskPhase, TaskStatus,
+    MAX_MESSAGE_LEN, PipelinePhase, RetriedRun, RunPhase, RunStatus, RunSummary, RunTrigger,
+    TaskLineage, TaskPhase, TaskStatus,
 };
 use crate::dag::Dag;
 use crate::retry::{GiveUpReason, RetryDecision, RetryPolicy};
@@ -111,6 +111,7 @@ pub fn new_run(
         phase: RunPhase::Running,
         progress: format!("0/{}", task_names.len()),
         tasks: task_names.iter().map(|name| pending(name)).collect(),
+        retry_of: None,
     }
 }
 
@@ -128,8 +129,15 @@ fn pending(name: &str) -> TaskStatus {
     }
 }
 
-/// A retry of `previous`: its succeeded tasks are kept as they were, the rest run again.
-pub fn retry_run(previous: &RunStatus, id: String, now: DateTime<Utc>) -> RunStatus {
+/// A retry of `previous`: its succeeded tasks are kept as they were, the rest run again,
+/// under the identity of the run first retried (`logical_time` is `previous`'s), so that
+/// templates resolve as they did for the kept tasks.
+pub fn retry_run(
+    previous: &RunStatus,
+    id: String,
+    logical_time: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> RunStatus {
     let tasks: Vec<TaskStatus> = previous
         .tasks
         .iter()
@@ -151,6 +159,10 @@ pub fn retry_run(previous: &RunStatus, id: String, now: DateTime<Utc>) -> RunSta
         phase: RunPhase::Running,
         progress: format!("{done}/{}", tasks.len()),
         tasks,
+        retry_of: Some(previous.retry_of.clone().unwrap_or_else(|| RetriedRun {
+            id: previous.id.clone(),
+            logical_time,
+        })),
     }
 }
 

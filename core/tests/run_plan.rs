@@ -266,7 +266,7 @@ fn a_retry_run_keeps_succeeded_tasks_and_reruns_failed_and_skipped_ones() {
         t0(),
     );
     previous.tasks = run.tasks.clone();
-    let retried = plan::retry_run(&previous, "r1".into(), t0());
+    let retried = plan::retry_run(&previous, "r1".into(), t0(), t0());
     let phases: Vec<TaskPhase> = retried.tasks.iter().map(|t| t.phase).collect();
     assert_eq!(
         phases,
@@ -278,6 +278,12 @@ fn a_retry_run_keeps_succeeded_tasks_and_reruns_failed_and_skipped_ones() {
         ]
     );
     assert_eq!(retried.progress, "2/4");
+    // Templates of the re-run tasks resolve as they did for the kept ones.
+    let identity = retried.retry_of.clone().unwrap();
+    assert_eq!((identity.id.as_str(), identity.logical_time), ("g1", t0()));
+    // A retry of the retry still borrows the first run's identity.
+    let again = plan::retry_run(&retried, "r2".into(), t0(), t0());
+    assert_eq!(again.retry_of.unwrap().id, "g1");
     run.tasks = retried.tasks;
     let step = run.step();
     assert_eq!(run.started(&step), vec!["b"]);

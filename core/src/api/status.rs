@@ -135,6 +135,21 @@ pub struct RunStatus {
     /// One entry per task, in the spec's order.
     #[serde(default)]
     pub tasks: Vec<TaskStatus>,
+    /// For a retry: the run it retries (the first of a chain of retries). Templates such as
+    /// `{{ run.id }}` and `{{ run.date }}` resolve to that run, so re-run tasks read and
+    /// write the same objects as the tasks kept from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_of: Option<RetriedRun>,
+}
+
+/// The identity a retry borrows from the run it retries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RetriedRun {
+    /// Id of the retried run.
+    pub id: String,
+    /// Its logical time (the scheduled time of a scheduled run, else when it started).
+    pub logical_time: DateTime<Utc>,
 }
 
 /// A finished run, summarised.

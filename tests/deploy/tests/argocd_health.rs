@@ -42,6 +42,7 @@ fn run(phase: RunPhase, progress: &str) -> RunStatus {
         phase,
         progress: progress.into(),
         tasks: vec![],
+        retry_of: None,
     }
 }
 
