@@ -173,7 +173,19 @@ impl From<tributary_core::identifier::IdentifierError> for Error {
 
 impl From<reqwest::Error> for Error {
     fn from(e: reqwest::Error) -> Error {
-        let text = crate::redact::redact_text(&format!("http: {e}"));
+        // reqwest's Display stops at "error sending request for url (…)"; the cause
+        // (connection refused, DNS, TLS) is in the source chain.
+        let mut full = format!("http: {e}");
+        let mut source = std::error::Error::source(&e);
+        while let Some(cause) = source {
+            let cause_text = cause.to_string();
+            if !full.contains(&cause_text) {
+                full.push_str(": ");
+                full.push_str(&cause_text);
+            }
+            source = cause.source();
+        }
+        let text = crate::redact::redact_text(&full);
         match e.status() {
             Some(s) if s.is_client_error() && s.as_u16() != 408 && s.as_u16() != 429 => {
                 Error::permanent(text)
@@ -243,6 +255,21 @@ impl From<tokio::time::error::Elapsed> for Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn an_http_failure_names_its_cause_from_the_source_chain() {
+        // Port 1 on loopback: nothing listens, the connection is refused.
+        let e: Error = reqwest::get("http://127.0.0.1:1/")
+            .await
+            .unwrap_err()
+            .into();
+        assert_eq!(e.class, Class::Retryable);
+        assert!(
+            e.message.to_lowercase().contains("refused"),
+            "{}",
+            e.message
+        );
+    }
 
     #[test]
     fn a_missing_bucket_is_permanent_even_when_reported_as_a_generic_s3_error() {
