@@ -30,6 +30,7 @@ ensure_packages() {
   # De-duplicate while keeping order.
   mapfile -t missing < <(printf '%s\n' "${missing[@]}" | awk '!seen[$0]++')
   log "installing Debian packages: ${missing[*]}"
+  mkdir -p "$TRIBUTARY_CACHE/logs"
   # Package maintainer scripts would start vsftpd on :21, sshd on :22, etcd on
   # :2379 and a PostgreSQL cluster on :5432. The stack runs its own instances on
   # its own ports, so forbid service starts during the install (policy-rc.d
@@ -69,6 +70,7 @@ ensure_venv() {
   # Debian's interpreter, not whatever python3 is first on PATH: the venv must
   # survive pyenv/asdf changes on the developer's machine.
   /usr/bin/python3 -m venv "$VENV_DIR"
+  mkdir -p "$TRIBUTARY_CACHE/logs"
   "$VENV_DIR/bin/pip" install -q "pymongo==$PYMONGO_VERSION" >> "$TRIBUTARY_CACHE/logs/pip.log" 2>&1 \
     || die "pip install pymongo failed (see $TRIBUTARY_CACHE/logs/pip.log)"
   touch "$stamp"
