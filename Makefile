@@ -7,6 +7,7 @@ STACK := $(CURDIR)/hack/stack
 include hack/stack.mk
 -include runner/runner.mk
 -include operator/operator.mk
+include charts/charts.mk
 
 .PHONY: help build test test-unit lint fmt crds demo
 
@@ -20,20 +21,20 @@ lint: ## Formatting and clippy, warnings as errors
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-crds: ## Regenerate crds/ from the Rust types
+crds: ## Regenerate crds/ from the Rust types, then the chart's copies and the install bundle
 	cargo run -q -p tributary-cli -- crds --out-dir crds
+	$(CURDIR)/tests/deploy/render.sh
 
 test-unit: ## Unit and offline tests only (no servers)
 	cargo test --workspace --lib --bins
 	cargo test -p tributary-core -p tributary-cli --tests
 
-# The full suite: lint, bring up (or reuse) the local stack, then every test against real
-# servers. Under CI=true a missing server fails the run instead of skipping.
+# The full suite: lint, bring up (or reuse) the local stack and node, then every suite
+# against real servers (tests/all.sh: cargo tests, stack, node, end to end, deployment).
+# Under CI=true a missing server fails the run instead of skipping.
 test: lint ## Everything: lint, local stack up, all tests against real servers
 	$(STACK) up
-	eval "$$($(STACK) env)" && cargo test --workspace --all-targets --no-fail-fast
-	eval "$$($(STACK) env)" && $(CURDIR)/tests/stack/run.sh
+	$(CURDIR)/tests/all.sh
 
-demo: ## The retail demo end to end (see README)
-	@echo "The end-to-end demo arrives with the runner image and a node that runs pods (issue 6)."
-	@echo "Today: make stack-up, then: cargo run -p tributary-cli -- validate -f manifests/examples/retail"
+demo: ## The retail demo end to end: stack, node, images, operator, kubectl apply, one run, report
+	$(CURDIR)/hack/demo

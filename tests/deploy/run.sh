@@ -144,7 +144,10 @@ t_servicemonitor_renders() {
 t_in_sync() { "$ROOT/tests/deploy/render.sh" --check; }
 
 t_bundle_dry_run() {
-  # The plain bundle and the kustomize base, as users apply them.
+  # The plain bundle and the kustomize base, as users apply them. The bundle's first object
+  # is its Namespace, which a real apply creates before the rest; a dry run creates
+  # nothing, so on a fresh API server the namespaced objects would be refused without it.
+  k create namespace "$REL_NS" --dry-run=client -o yaml | k apply -f - >/dev/null || return 1
   k apply --dry-run=server --server-side --force-conflicts --field-manager=tributary-deploy-test \
     -f "$ROOT/manifests/install/install.yaml" || return 1
   k kustomize "$ROOT/manifests/install" > "$WORK/kustomized.yaml" || return 1
