@@ -8,7 +8,7 @@
 //! Scale with BENCH_PIPELINES (default 1000), BENCH_TASKS (20), BENCH_LATENCY_RUNS (100),
 //! BENCH_BASELINE_JOBS (5000).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -16,7 +16,7 @@ use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, CustomResourceExt, ResourceExt};
 use serde_json::json;
@@ -28,6 +28,13 @@ fn env_usize(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+/// Node selector of every benchmark pod (baseline and operator alike): the local stack may
+/// run a kubelet, and this harness plays it instead, so that no pod is ever started (image
+/// pulls, status updates and their Events would load the API server under measurement).
+fn no_node() -> serde_json::Value {
+    json!({"tributary.dev/bench": "no-such-node"})
 }
 
 struct Layout {
@@ -52,7 +59,8 @@ impl Layout {
                        "sql": {"dataSource": "warehouse", "statements": ["select 1"]}})
             })
             .collect();
-        json!({"parallelism": parallelism, "defaults": {"retries": 0}, "tasks": tasks})
+        json!({"parallelism": parallelism, "defaults": {"retries": 0}, "tasks": tasks,
+               "runner": {"nodeSelector": no_node()}})
     }
 
     fn deps(&self, task: usize) -> Vec<usize> {
@@ -157,13 +165,23 @@ fn kubelet(
                         finish_through_pod(&client, &ns, &name).await;
                     }
                     let now = k8s_openapi::jiff::Timestamp::now().to_string();
-                    let body = json!({"status": {"startTime": now, "completionTime": now, "succeeded": 1, "active": 0,
-                        "conditions": [{"type": "SuccessCriteriaMet", "status": "True", "lastTransitionTime": now},
-                                       {"type": "Complete", "status": "True", "lastTransitionTime": now}]}});
+                    let mut start = now.clone();
                     for _ in 0..20 {
+                        let body = json!({"status": {"startTime": start, "completionTime": now, "succeeded": 1, "active": 0,
+                            "conditions": [{"type": "SuccessCriteriaMet", "status": "True", "lastTransitionTime": now},
+                                           {"type": "Complete", "status": "True", "lastTransitionTime": now}]}});
                         match jobs.patch_status(&name, &PatchParams::default(), &Patch::Merge(&body)).await {
                             Ok(_) => break,
-                            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+                            Err(_) => {
+                                // The Job controller may have set startTime first, and it
+                                // cannot change: keep the one it set.
+                                if let Ok(job) = jobs.get_status(&name).await
+                                    && let Some(t) = job.status.and_then(|s| s.start_time)
+                                {
+                                    start = t.0.to_string();
+                                }
+                                tokio::time::sleep(Duration::from_millis(100)).await;
+                            }
                         }
                     }
                     seen.lock().unwrap().done.insert(name, Instant::now());
@@ -244,25 +262,49 @@ async fn finish_through_pod(client: &Client, ns: &str, job: &str) {
         .await;
 }
 
+/// Names of the Pipelines whose last run succeeded, kept by a watch: polling full lists of
+/// 1,000 Pipelines with their status every half second would load the API server that the
+/// operator is measured against (the baseline has no such load).
+fn succeeded_watch(
+    api: Api<Pipeline>,
+) -> (Arc<Mutex<HashSet<String>>>, tokio::task::JoinHandle<()>) {
+    let succeeded = Arc::new(Mutex::new(HashSet::new()));
+    let handle = tokio::spawn({
+        let succeeded = succeeded.clone();
+        async move {
+            let stream = watcher(api, watcher::Config::default())
+                .default_backoff()
+                .applied_objects();
+            futures::pin_mut!(stream);
+            while let Some(event) = stream.next().await {
+                let Ok(p) = event else { continue };
+                let done = p
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.last_run.as_ref())
+                    .is_some_and(|r| r.phase == RunPhase::Succeeded);
+                if done {
+                    succeeded.lock().unwrap().insert(p.name_any());
+                }
+            }
+        }
+    });
+    (succeeded, handle)
+}
+
 async fn wait_succeeded(
-    api: &Api<Pipeline>,
+    succeeded: &Mutex<HashSet<String>>,
     prefix: &str,
     count: usize,
     timeout: Duration,
 ) -> Duration {
     let start = Instant::now();
     loop {
-        let list = api.list(&ListParams::default()).await.unwrap();
-        let done = list
-            .items
+        let done = succeeded
+            .lock()
+            .unwrap()
             .iter()
-            .filter(|p| p.name_any().starts_with(prefix))
-            .filter(|p| {
-                p.status
-                    .as_ref()
-                    .and_then(|s| s.last_run.as_ref())
-                    .is_some_and(|r| r.phase == RunPhase::Succeeded)
-            })
+            .filter(|p| p.starts_with(prefix))
             .count();
         if done >= count {
             return start.elapsed();
@@ -271,8 +313,95 @@ async fn wait_succeeded(
             start.elapsed() < timeout,
             "{prefix}: only {done}/{count} runs succeeded after {timeout:?}"
         );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Kills the operator when the benchmark ends, also when it panics.
+struct Operator(std::process::Child);
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Deletes a namespace and waits (bounded) until it is gone, so one phase's garbage collection
+/// does not load the API server during the next.
+async fn delete_namespace(client: &Client, name: &str, wait: Duration) {
+    let api: Api<Namespace> = Api::all(client.clone());
+    let _ = api.delete(name, &DeleteParams::default()).await;
+    let start = Instant::now();
+    while start.elapsed() < wait {
+        if api.get_opt(name).await.ok().flatten().is_none() {
+            return;
+        }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    eprintln!("namespace {name} still terminating after {wait:?}; continuing");
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The operator's `/metrics` text.
+fn scrape(metrics_addr: &str) -> String {
+    use std::io::{Read, Write};
+    let mut body = String::new();
+    if let Ok(mut stream) = std::net::TcpStream::connect(metrics_addr) {
+        let _ = write!(stream, "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n");
+        let _ = stream.read_to_string(&mut body);
+    }
+    body
+}
+
+/// A sample's value from metrics text (`name` including labels, e.g. `x_sum{a="b"}`).
+fn sample(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+/// The operator's API requests by `verb resource`, from its `/metrics`.
+fn kube_requests(metrics_addr: &str) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    let body = scrape(metrics_addr);
+    for line in body.lines() {
+        let Some(rest) = line.strip_prefix("tributary_kube_requests_total{") else {
+            continue;
+        };
+        let Some((labels, value)) = rest.split_once("} ") else {
+            continue;
+        };
+        let label = |key: &str| {
+            labels
+                .split(',')
+                .find_map(|kv| kv.strip_prefix(&format!("{key}=\"")))
+                .map(|v| v.trim_end_matches('"').to_string())
+                .unwrap_or_default()
+        };
+        out.insert(
+            format!("{} {}", label("verb"), label("resource")),
+            value.trim().parse().unwrap_or(0.0),
+        );
+    }
+    out
+}
+
+fn diff(after: &BTreeMap<String, f64>, before: &BTreeMap<String, f64>) -> BTreeMap<String, f64> {
+    after
+        .iter()
+        .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0.0)))
+        .filter(|(_, v)| *v > 0.0)
+        .collect()
 }
 
 #[tokio::main]
@@ -294,10 +423,6 @@ async fn main() {
     let latency_runs = scale("BENCH_LATENCY_RUNS", 100, 2).min(pipelines);
     let baseline_jobs = scale("BENCH_BASELINE_JOBS", 5000, 24);
     let wide_tasks = scale("BENCH_WIDE_TASKS", 200, 12);
-    let layout = Layout {
-        tasks,
-        width: 5.min(tasks),
-    };
     let client = Client::try_default().await.unwrap();
     apply_crds(&client).await;
     let suffix = rand::random::<u32>() % 100_000;
@@ -305,6 +430,51 @@ async fn main() {
     let base_ns = format!("bench-bare-{suffix}");
     namespace(&client, &ns).await;
     namespace(&client, &base_ns).await;
+    // The run in its own task so that a failed assertion still deletes the namespaces (and,
+    // by dropping it, kills the operator).
+    let outcome = tokio::spawn(bench(
+        client.clone(),
+        ns.clone(),
+        base_ns.clone(),
+        Scale {
+            pipelines,
+            tasks,
+            latency_runs,
+            baseline_jobs,
+            wide_tasks,
+        },
+    ))
+    .await;
+    if std::env::var("BENCH_KEEP").is_err() {
+        delete_namespace(&client, &base_ns, Duration::ZERO).await;
+        delete_namespace(&client, &ns, Duration::ZERO).await;
+    }
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic.into_panic());
+    }
+}
+
+struct Scale {
+    pipelines: usize,
+    tasks: usize,
+    latency_runs: usize,
+    baseline_jobs: usize,
+    /// Tasks of the one wide Pipeline whose status size is measured.
+    wide_tasks: usize,
+}
+
+async fn bench(client: Client, ns: String, base_ns: String, scale: Scale) {
+    let Scale {
+        pipelines,
+        tasks,
+        latency_runs,
+        baseline_jobs,
+        wide_tasks,
+    } = scale;
+    let layout = Layout {
+        tasks,
+        width: 5.min(tasks),
+    };
 
     // Baseline: a bare client creating the same Jobs the operator renders, 32 at a time.
     let pipeline_spec: tributary_core::api::PipelineSpec =
@@ -314,6 +484,8 @@ async fn main() {
     let ds_spec: tributary_core::api::DataSourceSpec =
         serde_json::from_value(warehouse.clone()).unwrap();
     let settings = tributary_operator::jobs::PodSettings::default();
+    let overrides: tributary_core::api::RunnerPodOverrides =
+        serde_json::from_value(json!({"nodeSelector": no_node()})).unwrap();
     let bare: Api<Job> = Api::namespaced(client.clone(), &base_ns);
     let start = Instant::now();
     futures::stream::iter(0..baseline_jobs)
@@ -345,7 +517,7 @@ async fn main() {
                     task,
                     timeout_seconds: 3600,
                     input: &input,
-                    overrides: None,
+                    overrides: Some(&overrides),
                     container_args: vec![],
                 },
                 &settings,
@@ -363,8 +535,9 @@ async fn main() {
         "baseline: {baseline_jobs} Jobs in {:?} ({bare_rate:.0}/s)",
         start.elapsed()
     );
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    let _ = namespaces.delete(&base_ns, &DeleteParams::default()).await;
+    // The baseline's Jobs (and the pods the Job controller made for them) are deleted before
+    // the operator starts, so their garbage collection does not run during its phases.
+    delete_namespace(&client, &base_ns, Duration::from_secs(600)).await;
 
     // The operator, release build, generous client-side limits so the API server is the bound.
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
@@ -382,14 +555,18 @@ async fn main() {
     .unwrap();
     let log =
         std::fs::File::create(std::env::temp_dir().join(format!("{ns}-operator.log"))).unwrap();
-    let mut operator = std::process::Command::new(env!("CARGO_BIN_EXE_tributary-operator"))
+    let metrics_addr = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().to_string()
+    };
+    let operator = std::process::Command::new(env!("CARGO_BIN_EXE_tributary-operator"))
         .args([
             "--namespace",
             &ns,
             "--leader-elect",
             "false",
             "--metrics-addr",
-            "127.0.0.1:0",
+            &metrics_addr,
             "--kube-qps",
             "1000",
             "--kube-burst",
@@ -404,7 +581,8 @@ async fn main() {
         .stderr(std::process::Stdio::from(log))
         .spawn()
         .unwrap();
-    let pid = operator.id();
+    let operator = Operator(operator);
+    let pid = operator.0.id();
     let peak = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let sampler = {
         let peak = peak.clone();
@@ -419,6 +597,7 @@ async fn main() {
     let with_results = Arc::new(Mutex::new(vec!["wide".to_string()]));
     let _kubelet = kubelet(client.clone(), ns.clone(), seen.clone(), with_results);
     let api: Api<Pipeline> = Api::namespaced(client.clone(), &ns);
+    let (succeeded, _succeeded_watch) = succeeded_watch(api.clone());
     let create = |name: String, spec: serde_json::Value| {
         let api = api.clone();
         async move {
@@ -436,7 +615,7 @@ async fn main() {
     futures::stream::iter(0..latency_runs)
         .for_each_concurrent(16, |i| create(format!("lat{i}"), layout.spec(5)))
         .await;
-    wait_succeeded(&api, "lat", latency_runs, Duration::from_secs(600)).await;
+    wait_succeeded(&succeeded, "lat", latency_runs, Duration::from_secs(600)).await;
     let mut latencies = Vec::new();
     {
         let s = seen.lock().unwrap();
@@ -458,18 +637,25 @@ async fn main() {
         }
     }
     latencies.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let latency_metrics = scrape(&metrics_addr);
     let (p50, p99) = (percentile(&latencies, 50.0), percentile(&latencies, 99.0));
 
     // 2. The rest of the 1,000 Pipelines at once: throughput and memory.
+    let rss_after_latency = rss_kib(pid, "VmRSS:");
     let rest = pipelines - latency_runs;
+    let requests_before = kube_requests(&metrics_addr);
+    let load_at_start = load_average();
     let start = Instant::now();
     futures::stream::iter(0..rest)
         .for_each_concurrent(16, |i| create(format!("load{i}"), layout.spec(5)))
         .await;
-    let elapsed = wait_succeeded(&api, "load", rest, Duration::from_secs(3600))
+    let elapsed = wait_succeeded(&succeeded, "load", rest, Duration::from_secs(3600))
         .await
         .max(start.elapsed());
     let operator_rate = (rest * tasks) as f64 / elapsed.as_secs_f64();
+    let load_requests = diff(&kube_requests(&metrics_addr), &requests_before);
+    let rss_after_load = rss_kib(pid, "VmRSS:");
+    let load_at_end = load_average();
 
     // 3. Status size of a 200-task Pipeline whose tasks all report results.
     let wide = Layout {
@@ -477,22 +663,26 @@ async fn main() {
         width: 20.min(wide_tasks),
     };
     create("wide".into(), wide.spec(20)).await;
-    wait_succeeded(&api, "wide", 1, Duration::from_secs(900)).await;
+    wait_succeeded(&succeeded, "wide", 1, Duration::from_secs(900)).await;
     let wide_status = api.get("wide").await.unwrap().status.unwrap();
     let status_bytes = serde_json::to_vec(&wide_status).unwrap().len();
 
     let hwm = rss_kib(pid, "VmHWM:");
     sampler.abort();
     let peak_kib = peak.load(std::sync::atomic::Ordering::Relaxed).max(hwm);
-    let _ = operator.kill();
-    let _ = operator.wait();
+    drop(operator);
 
     println!("\n## tributary-operator benchmark ({pipelines} Pipelines x {tasks} tasks)\n");
     println!("| measure | value | target |");
     println!("|---|---|---|");
     println!(
-        "| operator peak RSS | {:.1} MiB | <= 64 MiB |",
+        "| operator peak RSS (VmHWM) | {:.1} MiB | <= 64 MiB |",
         peak_kib as f64 / 1024.0
+    );
+    println!(
+        "| operator RSS after the latency phase / after {pipelines} Pipelines | {:.1} / {:.1} MiB | |",
+        rss_after_latency as f64 / 1024.0,
+        rss_after_load as f64 / 1024.0
     );
     println!(
         "| status size, {wide_tasks} tasks with results | {:.1} KiB | <= 64 KiB |",
@@ -507,6 +697,25 @@ async fn main() {
         "| dispatch latency p99 | {:.0} ms | < 500 ms |",
         p99 * 1000.0
     );
+    let mean = |name: &str| {
+        sample(&latency_metrics, &format!("{name}_sum"))
+            / sample(&latency_metrics, &format!("{name}_count"))
+            * 1000.0
+    };
+    println!(
+        "| - of which inside the operator (mean: saw the dependency finish → Job created) | {:.0} ms | |",
+        mean("tributary_dispatch_latency_seconds")
+    );
+    println!(
+        "| - mean Pipeline reconcile (latency phase) | {:.0} ms | |",
+        sample(
+            &latency_metrics,
+            "tributary_reconcile_duration_seconds_sum{controller=\"pipeline\"}"
+        ) / sample(
+            &latency_metrics,
+            "tributary_reconcile_duration_seconds_count{controller=\"pipeline\"}"
+        ) * 1000.0
+    );
     println!("| bare client Jobs/s ({baseline_jobs} Jobs, 32 in flight) | {bare_rate:.0} | |");
     println!(
         "| operator Jobs/s ({} Jobs along the DAG, completed by the harness) | {operator_rate:.0} | |",
@@ -516,7 +725,20 @@ async fn main() {
         "| ratio operator / bare | {:.2} | >= 0.8 |",
         operator_rate / bare_rate
     );
-    if std::env::var("BENCH_KEEP").is_err() {
-        let _ = namespaces.delete(&ns, &DeleteParams::default()).await;
+    let jobs = (rest * tasks) as f64;
+    let total: f64 = load_requests
+        .iter()
+        .filter(|(k, _)| !k.starts_with("watch "))
+        .map(|(_, v)| v)
+        .sum();
+    println!(
+        "| operator API requests per Job (throughput phase, watches excluded) | {:.2} | |",
+        total / jobs
+    );
+    for (what, count) in &load_requests {
+        println!("| - {what} per Job | {:.2} | |", count / jobs);
     }
+    println!(
+        "| load average (1/5/15 min) at start / end of the throughput phase | {load_at_start} / {load_at_end} | |"
+    );
 }

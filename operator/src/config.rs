@@ -68,6 +68,10 @@ pub struct Config {
     /// Requests allowed in a burst above `kube-qps`.
     #[arg(long, env = "TRIBUTARY_KUBE_BURST", default_value_t = 100)]
     pub kube_burst: u32,
+    /// Requests in flight toward the API server at most. Every one holds an HTTP/1
+    /// connection (with its TLS buffers) open, so this bounds the client's memory too.
+    #[arg(long, env = "TRIBUTARY_KUBE_MAX_IN_FLIGHT", default_value_t = 32)]
+    pub kube_max_in_flight: usize,
     /// Pipelines (and DataSources) reconciled at once.
     #[arg(long, env = "TRIBUTARY_CONCURRENCY", default_value_t = 16)]
     pub concurrency: u16,

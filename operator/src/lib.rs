@@ -2,9 +2,10 @@
 //! connection checks, writing status, lineage and Events back.
 //!
 //! Decisions live in modules without I/O (`pipeline`, `datasource`, `jobs`, `observe`,
-//! `conditions`, `budget`), unit tested from fixtures; `controller`, `leader`, `server`
-//! and `ratelimit` are the thin shells that talk to the API server.
+//! `conditions`, `budget`), unit tested from fixtures; `controller`, `leader`, `server`,
+//! `ratelimit` and `apicalls` are the thin shells that talk to the API server.
 
+pub mod apicalls;
 pub mod budget;
 pub mod conditions;
 pub mod config;

@@ -8,6 +8,8 @@ use anyhow::Context as _;
 use clap::Parser;
 use kube::client::ClientBuilder;
 use tokio::sync::watch;
+use tower::limit::ConcurrencyLimitLayer;
+use tributary_operator::apicalls::CountRequestsLayer;
 use tributary_operator::config::Config;
 use tributary_operator::controller::{self, Options};
 use tributary_operator::jobs::PodSettings;
@@ -48,12 +50,16 @@ async fn main() -> anyhow::Result<()> {
     let kube_config = kube::Config::infer()
         .await
         .context("loading the Kubernetes client configuration")?;
+    let metrics = Metrics::default();
     let client = ClientBuilder::try_from(kube_config)
         .context("building the Kubernetes client")?
         .with_layer(&RateLimitLayer::new(config.kube_qps, config.kube_burst))
+        .with_layer(&CountRequestsLayer::new(metrics.kube_requests.clone()))
+        .with_layer(&ConcurrencyLimitLayer::new(
+            config.kube_max_in_flight.max(1),
+        ))
         .build();
 
-    let metrics = Metrics::default();
     let health = Health::default();
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = move || {

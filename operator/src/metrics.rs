@@ -27,6 +27,14 @@ pub struct OutcomeLabels {
     pub outcome: String,
 }
 
+/// A request to the API server: `verb` (`create`, `patch`, `list`, `watch`, …) and
+/// `resource` (with subresource, e.g. `pipelines/status`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub verb: &'static str,
+    pub resource: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TriggerLabels {
     pub trigger: String,
@@ -45,6 +53,7 @@ pub struct Metrics {
     pub jobs_created: Counter,
     pub dispatch_latency: Histogram,
     pub leader: Gauge,
+    pub kube_requests: Family<RequestLabels, Counter>,
 }
 
 fn latency_buckets() -> impl Iterator<Item = f64> {
@@ -114,6 +123,12 @@ impl Default for Metrics {
             "1 while this replica holds the Lease and acts",
             leader.clone(),
         );
+        let kube_requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "kube_requests",
+            "Requests sent to the API server, by verb and resource",
+            kube_requests.clone(),
+        );
         Metrics {
             registry: Arc::new(registry),
             reconciles,
@@ -125,6 +140,7 @@ impl Default for Metrics {
             jobs_created,
             dispatch_latency,
             leader,
+            kube_requests,
         }
     }
 }

@@ -420,6 +420,19 @@ impl Runner<'_, '_> {
         for event in &step.events {
             self.task_event(&mut run, event, &results, d, now);
         }
+        // One Event for all tasks started in this step: a layer of 20 tasks starting at once
+        // would otherwise be 20 Event writes competing with the Jobs' creation.
+        let starts: Vec<(usize, u32)> = step
+            .events
+            .iter()
+            .filter_map(|e| match *e {
+                TaskEvent::Started { task, attempt } => Some((task, attempt)),
+                _ => None,
+            })
+            .collect();
+        if let Some(note) = self.started_note(&run, &starts) {
+            d.events.push(EventNote::normal("TaskStarted", note));
+        }
         if run.phase.is_finished() {
             d.runs_finished.push(run.phase);
             let note = format!(
@@ -446,6 +459,31 @@ impl Runner<'_, '_> {
         d.status.last_run = Some(run);
     }
 
+    /// The note of the one `TaskStarted` Event for the tasks started in a step.
+    fn started_note(&self, run: &RunStatus, starts: &[(usize, u32)]) -> Option<String> {
+        let name = |i: usize| self.view.spec.tasks[i].name.as_str();
+        match starts {
+            [] => None,
+            [(task, attempt)] => Some(format!(
+                "task {} attempt {attempt} started as Job {}",
+                name(*task),
+                self.job_name(&run.id, *task, *attempt)
+            )),
+            many => Some(format!(
+                "{} tasks started: {}",
+                many.len(),
+                many.iter()
+                    .map(|&(task, attempt)| format!(
+                        "{} attempt {attempt} as Job {}",
+                        name(task),
+                        self.job_name(&run.id, task, attempt)
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
+    }
+
     fn task_event(
         &self,
         run: &mut RunStatus,
@@ -456,14 +494,8 @@ impl Runner<'_, '_> {
     ) {
         let name = |i: usize| self.view.spec.tasks[i].name.as_str();
         match *event {
-            TaskEvent::Started { task, attempt } => d.events.push(EventNote::normal(
-                "TaskStarted",
-                format!(
-                    "task {} attempt {attempt} started as Job {}",
-                    name(task),
-                    self.job_name(&run.id, task, attempt)
-                ),
-            )),
+            // Published together by `advance` (`started_note`).
+            TaskEvent::Started { .. } => {}
             TaskEvent::Succeeded { task } => {
                 d.tasks_finished.push(TaskPhase::Succeeded);
                 if let Some(watermark) = results.get(&task).and_then(|r| r.watermark.clone()) {

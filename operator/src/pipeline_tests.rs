@@ -75,6 +75,36 @@ fn an_unscheduled_pipeline_starts_one_run_per_generation_with_its_root_tasks() {
 }
 
 #[test]
+fn tasks_started_together_are_announced_in_one_event_naming_each_job() {
+    let p = a_pipeline().diamond().build();
+    let d = decide_for(&p, &BTreeMap::new(), "2026-01-01T00:00:05Z");
+    let single: Vec<_> = d
+        .events
+        .iter()
+        .filter(|e| e.reason == "TaskStarted")
+        .collect();
+    assert_eq!(single.len(), 1);
+    assert_eq!(
+        single[0].note,
+        "task a attempt 1 started as Job retail-g1-a-1"
+    );
+
+    let p = a_pipeline().diamond().with_status(after(&d)).build();
+    let jobs = observed_jobs().succeeded("g1", "a", 1, "2026-01-01T00:00:10Z");
+    let d = decide_for(&p, &jobs.build(), "2026-01-01T00:00:11Z");
+    let started: Vec<_> = d
+        .events
+        .iter()
+        .filter(|e| e.reason == "TaskStarted")
+        .collect();
+    assert_eq!(started.len(), 1, "{:?}", d.events);
+    assert_eq!(
+        started[0].note,
+        "2 tasks started: b attempt 1 as Job retail-g1-b-1, c attempt 1 as Job retail-g1-c-1"
+    );
+}
+
+#[test]
 fn a_dependent_task_starts_as_soon_as_its_last_dependency_succeeds() {
     let p = a_pipeline().diamond().build();
     let d = decide_for(&p, &BTreeMap::new(), "2026-01-01T00:00:05Z");

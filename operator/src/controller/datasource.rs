@@ -1,5 +1,6 @@
 //! The DataSource reconciler: connection-check Jobs, `Ready`, and lineage from Pipeline runs.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -85,7 +86,9 @@ async fn reconcile_inner(ds: &DataSource, ctx: &Context) -> Result<Action> {
     }
 
     let pipelines = ctx.pipelines.state();
-    let statuses: Vec<Option<PipelineStatus>> = pipelines
+    // Borrowed from the cache unless ours is newer: cloning a thousand statuses per
+    // reconcile would be a burst of allocations for nothing.
+    let statuses: Vec<Option<Cow<'_, PipelineStatus>>> = pipelines
         .iter()
         .filter(|p| p.namespace().as_deref() == Some(namespace.as_str()))
         .map(|p| {
@@ -94,7 +97,8 @@ async fn reconcile_inner(ds: &DataSource, ctx: &Context) -> Result<Action> {
                 &p.uid().unwrap_or_default(),
                 p.resource_version().as_deref(),
             )
-            .or_else(|| p.status.clone())
+            .map(Cow::Owned)
+            .or_else(|| p.status.as_ref().map(Cow::Borrowed))
         })
         .collect();
     let lineage: Vec<PipelineLineage<'_>> = pipelines
@@ -104,7 +108,7 @@ async fn reconcile_inner(ds: &DataSource, ctx: &Context) -> Result<Action> {
         .map(|(p, status)| PipelineLineage {
             name: p.metadata.name.as_deref().unwrap_or_default(),
             spec: &p.spec,
-            status: status.as_ref(),
+            status: status.as_deref(),
         })
         .collect();
 
@@ -149,11 +153,8 @@ async fn reconcile_inner(ds: &DataSource, ctx: &Context) -> Result<Action> {
             object_key.clone(),
             uid,
             applied.resource_version().as_deref(),
-            serde_json::to_value(&decision.status).map_err(|source| Error::Serialize {
-                what: "DataSource status",
-                source,
-            })?,
-        );
+            &decision.status,
+        )?;
     }
 
     if !decision.events.is_empty() {

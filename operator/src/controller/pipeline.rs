@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
 
 use chrono::Utc;
 use k8s_openapi::api::batch::v1::Job;
@@ -17,12 +19,16 @@ use super::{Context, key};
 use crate::FIELD_MANAGER;
 use crate::error::{Error, Result};
 use crate::metrics::{ControllerLabels, OutcomeLabels, TriggerLabels};
+use crate::observe::PodResult;
 use crate::observe::task_job_facts;
 use crate::pipeline::{
-    DataSourceMap, ObservedAttempt, PipelineView, decide, render_job, results_needed,
+    DataSourceMap, JobToCreate, ObservedAttempt, PipelineView, decide, render_job, results_needed,
 };
 
 const CONTROLLER: &str = "pipeline";
+
+/// Job creations (and pod-result reads) one reconcile has in flight at once.
+const CREATES_IN_FLIGHT: usize = 8;
 
 pub async fn reconcile(pipeline: Arc<Pipeline>, ctx: Arc<Context>) -> Result<Action> {
     let started = Instant::now();
@@ -52,12 +58,17 @@ async fn reconcile_inner(pipeline: &Pipeline, ctx: &Context) -> Result<Action> {
     }
     // Decisions on half-filled caches would report DataSources as missing and miss Jobs.
     if !super::caches_ready(&ctx.data_sources, &ctx.task_jobs).await {
-        return Ok(Action::requeue(std::time::Duration::from_secs(1)));
+        return Ok(Action::requeue(Duration::from_secs(1)));
     }
 
-    let status: PipelineStatus = ctx
+    // What the API server holds (ours if the cache lags behind our last write), and what to
+    // build on: a decided status whose write is still being held back, else that.
+    let applied: PipelineStatus = ctx
         .newest_status(&object_key, &uid, pipeline.resource_version().as_deref())
         .unwrap_or_else(|| pipeline.status.clone().unwrap_or_default());
+    let status: PipelineStatus = ctx
+        .pending_status(&object_key, &uid)
+        .unwrap_or_else(|| applied.clone());
 
     let data_sources: DataSourceMap = ctx
         .data_sources
@@ -81,13 +92,29 @@ async fn reconcile_inner(pipeline: &Pipeline, ctx: &Context) -> Result<Action> {
         ctx.mark_finished_seen(&key(&namespace, &f.name));
     }
     let needed = results_needed(&status, &facts);
+    // Pod results of a layer's finished Jobs, fetched concurrently: read one after the other
+    // they would delay the dependents' Jobs by one round trip each.
+    let to_read: Vec<Arc<Job>> = jobs
+        .iter()
+        .filter(|j| {
+            needed
+                .iter()
+                .any(|n| Some(n.as_str()) == j.metadata.name.as_deref())
+        })
+        .cloned()
+        .collect();
+    let mut results: BTreeMap<String, _> = futures::stream::iter(to_read)
+        .map(|job| read_result(ctx, job))
+        .buffer_unordered(CREATES_IN_FLIGHT)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect();
     let mut attempts = BTreeMap::new();
-    for (job, facts) in jobs.iter().zip(jobs.iter().map(|j| task_job_facts(j))) {
-        let Some(facts) = facts else { continue };
-        let result = if needed.contains(&facts.name) {
-            ctx.job_result(job).await?
-        } else {
-            None
+    for facts in facts {
+        let result = match results.remove(&facts.name) {
+            Some(result) => result?,
+            None => None,
         };
         attempts.insert(facts.name.clone(), ObservedAttempt { facts, result });
     }
@@ -98,22 +125,35 @@ async fn reconcile_inner(pipeline: &Pipeline, ctx: &Context) -> Result<Action> {
     let decision = decide(&view, &data_sources, &attempts, now);
 
     // 1. Jobs first: a crash after this point leaves Jobs that the next reconcile adopts.
+    // Created concurrently: a layer of tasks ready together should not wait in line.
     let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), &namespace);
-    for create in &decision.create {
+    let renders: Vec<_> = decision
+        .create
+        .iter()
+        .filter(|create| {
+            !(create.ensure_only && ctx.recently_created(&key(&namespace, &create.job_name)))
+        })
+        .filter_map(|create| {
+            render_job(
+                &view,
+                &decision.status,
+                &data_sources,
+                create,
+                &ctx.settings,
+            )
+            .map(|job| (create.clone(), job))
+        })
+        .collect();
+    let create_api = jobs_api.clone();
+    let outcomes: Vec<_> = futures::stream::iter(renders)
+        .map(move |(create, job)| create_job(create_api.clone(), create, job))
+        .buffer_unordered(CREATES_IN_FLIGHT)
+        .collect()
+        .await;
+    let mut create_error = None;
+    for (create, result, done) in outcomes {
         let job_key = key(&namespace, &create.job_name);
-        if create.ensure_only && ctx.recently_created(&job_key) {
-            continue;
-        }
-        let Some(job) = render_job(
-            &view,
-            &decision.status,
-            &data_sources,
-            create,
-            &ctx.settings,
-        ) else {
-            continue;
-        };
-        match jobs_api.create(&PostParams::default(), &job).await {
+        match result {
             Ok(_) => {
                 ctx.metrics.jobs_created.inc();
                 ctx.mark_created(job_key);
@@ -126,7 +166,7 @@ async fn reconcile_inner(pipeline: &Pipeline, ctx: &Context) -> Result<Action> {
                     if let Some(since) = ready_since {
                         ctx.metrics
                             .dispatch_latency
-                            .observe(since.elapsed().as_secs_f64());
+                            .observe(done.saturating_duration_since(since).as_secs_f64());
                     }
                 }
                 tracing::info!(pipeline = %object_key, job = %create.job_name, attempt = create.attempt, "created Job");
@@ -134,35 +174,53 @@ async fn reconcile_inner(pipeline: &Pipeline, ctx: &Context) -> Result<Action> {
             Err(kube::Error::Api(status)) if status.code == 409 => {
                 ctx.mark_created(job_key);
             }
-            Err(err) => return Err(Error::kube("create Job")(err)),
+            Err(err) => {
+                create_error.get_or_insert(err);
+            }
         }
     }
+    if let Some(err) = create_error {
+        return Err(Error::kube("create Job")(err));
+    }
 
-    // 2. Status, by server-side apply with our one field manager; never the spec.
-    if decision.status != status {
-        let body = serde_json::json!({
-            "apiVersion": Pipeline::api_version(&()),
-            "kind": Pipeline::kind(&()),
-            "status": decision.status,
-        });
-        let api: Api<Pipeline> = Api::namespaced(ctx.client.clone(), &namespace);
-        let applied = api
-            .patch_status(
-                &name,
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(&body),
-            )
-            .await
-            .map_err(Error::kube("apply Pipeline status"))?;
-        ctx.remember_written(
-            object_key.clone(),
-            uid.clone(),
-            applied.resource_version().as_deref(),
-            serde_json::to_value(&decision.status).map_err(|source| Error::Serialize {
-                what: "Pipeline status",
-                source,
-            })?,
-        );
+    // 2. Status, by server-side apply with our one field manager; never the spec. While a
+    // run merely progresses, writes of one Pipeline are spaced (the decided status is kept
+    // and built on meanwhile; lost in a crash, it is rebuilt from the Jobs like any lost
+    // write). Deletions must follow a written status, so they never wait.
+    let mut write_in = None;
+    if decision.status != applied {
+        let progress_only = decision.delete.is_empty()
+            && decision.runs_started.is_empty()
+            && decision.runs_finished.is_empty()
+            && decision.status.phase == applied.phase;
+        let wait = ctx.write_wait(&object_key);
+        if progress_only && !wait.is_zero() {
+            ctx.set_pending(object_key.clone(), uid.clone(), &decision.status)?;
+            write_in = Some(wait);
+        } else {
+            let body = serde_json::json!({
+                "apiVersion": Pipeline::api_version(&()),
+                "kind": Pipeline::kind(&()),
+                "status": decision.status,
+            });
+            let api: Api<Pipeline> = Api::namespaced(ctx.client.clone(), &namespace);
+            let applied = api
+                .patch_status(
+                    &name,
+                    &PatchParams::apply(FIELD_MANAGER).force(),
+                    &Patch::Apply(&body),
+                )
+                .await
+                .map_err(Error::kube("apply Pipeline status"))?;
+            ctx.remember_written(
+                object_key.clone(),
+                uid.clone(),
+                applied.resource_version().as_deref(),
+                &decision.status,
+            )?;
+        }
+    } else {
+        ctx.clear_pending(&object_key);
     }
 
     // 3. Deletions only once status no longer points at what is deleted.
@@ -214,18 +272,34 @@ async fn reconcile_inner(pipeline: &Pipeline, ctx: &Context) -> Result<Action> {
             .inc();
     }
 
-    Ok(match decision.requeue_at {
-        Some(at) => {
-            let wait = (at - Utc::now()).to_std().unwrap_or_default();
-            // Wake a little after the due time so the clock check in the core passes.
-            Action::requeue(wait + std::time::Duration::from_millis(100))
-        }
-        None => Action::await_change(),
+    // Wake a little after the due time so the clock check in the core passes.
+    let due = decision
+        .requeue_at
+        .map(|at| (at - Utc::now()).to_std().unwrap_or_default() + Duration::from_millis(100));
+    Ok(match (due, write_in) {
+        (Some(a), Some(b)) => Action::requeue(a.min(b)),
+        (Some(wait), None) | (None, Some(wait)) => Action::requeue(wait),
+        (None, None) => Action::await_change(),
     })
+}
+
+/// The pod result of one finished Job, by Job name.
+async fn read_result(ctx: &Context, job: Arc<Job>) -> (String, Result<Option<PodResult>>) {
+    (job.name_any(), ctx.job_result(&job).await)
+}
+
+/// Creates one Job; returns when the API server answered.
+async fn create_job(
+    api: Api<Job>,
+    create: JobToCreate,
+    job: Job,
+) -> (JobToCreate, kube::Result<Job>, Instant) {
+    let result = api.create(&PostParams::default(), &job).await;
+    (create, result, Instant::now())
 }
 
 pub fn error_policy(pipeline: Arc<Pipeline>, error: &Error, ctx: Arc<Context>) -> Action {
     ctx.count_error(CONTROLLER, error);
     tracing::warn!(pipeline = %crate::pipeline::display_name(&pipeline), error = %error, "reconcile failed; retrying");
-    Action::requeue(std::time::Duration::from_secs(2))
+    Action::requeue(Duration::from_secs(2))
 }
