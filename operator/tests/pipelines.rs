@@ -130,13 +130,8 @@ async fn a_diamond_dag_runs_in_dag_order_and_reports_status_lineage_and_events_w
     for type_ in ["Valid", "Ready", "Succeeded"] {
         assert_eq!(condition(&p, type_).unwrap().status, "True", "{type_}");
     }
-    let reasons = h.event_reasons("diamond").await;
-    for reason in ["RunStarted", "TaskStarted", "RunSucceeded"] {
-        assert!(
-            reasons.iter().any(|r| r == reason),
-            "{reason} missing from {reasons:?}"
-        );
-    }
+    h.wait_event_reasons("diamond", &["RunStarted", "TaskStarted", "RunSucceeded"])
+        .await;
 
     // Secrets never appear in status, Events or logs.
     let status_json = serde_json::to_string(&p.status).unwrap();
@@ -259,13 +254,8 @@ async fn a_failing_task_is_retried_with_backoff_then_fails_its_dependents_are_sk
     );
     assert_eq!(condition(&p, "Succeeded").unwrap().status, "False");
     assert_eq!(condition(&p, "Ready").unwrap().status, "False");
-    let reasons = h.event_reasons("p").await;
-    for reason in ["TaskRetrying", "TaskFailed", "RunFailed"] {
-        assert!(
-            reasons.iter().any(|r| r == reason),
-            "{reason} missing from {reasons:?}"
-        );
-    }
+    h.wait_event_reasons("p", &["TaskRetrying", "TaskFailed", "RunFailed"])
+        .await;
 
     // Retry: only c and d run again, in a new run.
     h.annotate("p", "tributary.dev/retry", "after-fix").await;
@@ -578,12 +568,7 @@ async fn a_data_source_is_checked_reports_ready_and_lists_the_runs_that_wrote_it
     );
     assert_eq!(entry.dataset, "out/7.jsonl");
     assert_eq!(entry.rows, Some(7));
-    assert!(
-        h.event_reasons("lake")
-            .await
-            .iter()
-            .any(|r| r == "Connected")
-    );
+    h.wait_event_reasons("lake", &["Connected"]).await;
 }
 
 #[tokio::test]

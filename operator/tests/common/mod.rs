@@ -347,6 +347,28 @@ impl Harness {
             .collect()
     }
 
+    /// The Event reasons of `object` once all of `expected` are among them. Events go out
+    /// through the operator's bounded queue after the status write, so a test that saw
+    /// the status must give them a moment; panics naming the missing ones after 20 s.
+    pub async fn wait_event_reasons(&self, object: &str, expected: &[&str]) -> Vec<String> {
+        let start = Instant::now();
+        loop {
+            let reasons = self.event_reasons(object).await;
+            let missing: Vec<&&str> = expected
+                .iter()
+                .filter(|want| !reasons.iter().any(|r| r == **want))
+                .collect();
+            if missing.is_empty() {
+                return reasons;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "Events {missing:?} of {object} missing after 20 s; seen {reasons:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// Plays the kubelet for one runner pod: the container terminates with `exit_code` and
     /// `message` as its termination message; the Job is then finished by the real Job
     /// controller (or by us when none runs). Returns once the Job shows the outcome.
