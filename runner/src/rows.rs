@@ -3,7 +3,9 @@
 
 use std::borrow::Cow;
 
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
+use serde_json::value::RawValue;
 use tributary_core::api::ColumnSpec;
 
 /// What the runner checks of a value before sending it, by the column's PostgreSQL type.
@@ -224,15 +226,22 @@ pub fn push_copy_field(out: &mut Vec<u8>, value: Option<&str>) {
     match value {
         None => out.extend_from_slice(b"\\N"),
         Some(text) => {
-            for &b in text.as_bytes() {
-                match b {
-                    b'\\' => out.extend_from_slice(b"\\\\"),
-                    b'\n' => out.extend_from_slice(b"\\n"),
-                    b'\r' => out.extend_from_slice(b"\\r"),
-                    b'\t' => out.extend_from_slice(b"\\t"),
-                    _ => out.push(b),
-                }
+            // Most values need no escape: runs between special bytes are copied at once.
+            let mut rest = text.as_bytes();
+            while let Some(i) = rest
+                .iter()
+                .position(|b| matches!(b, b'\\' | b'\n' | b'\r' | b'\t'))
+            {
+                out.extend_from_slice(&rest[..i]);
+                out.extend_from_slice(match rest[i] {
+                    b'\\' => b"\\\\",
+                    b'\n' => b"\\n",
+                    b'\r' => b"\\r",
+                    _ => b"\\t",
+                });
+                rest = &rest[i + 1..];
             }
+            out.extend_from_slice(rest);
         }
     }
 }
@@ -259,6 +268,321 @@ pub fn encode_json_row(
     }
     out.push(b'\n');
     Ok(())
+}
+
+/// Where the declared columns find their values in a JSON line: the distinct first steps of
+/// their source paths. Built once per load, so a line is scanned once whatever the columns.
+#[derive(Clone, Debug)]
+pub struct JsonPlan {
+    keys: Vec<String>,
+    /// Per column: the index into `keys` of its first step.
+    slot_of: Vec<usize>,
+}
+
+impl JsonPlan {
+    pub fn new(columns: &[Column]) -> JsonPlan {
+        let mut keys: Vec<String> = Vec::new();
+        let slot_of = columns
+            .iter()
+            .map(|c| {
+                let first = c.source.first().map_or("", String::as_str);
+                match keys.iter().position(|k| k == first) {
+                    Some(i) => i,
+                    None => {
+                        keys.push(first.to_string());
+                        keys.len() - 1
+                    }
+                }
+            })
+            .collect();
+        JsonPlan { keys, slot_of }
+    }
+}
+
+/// Encodes one JSON Lines row as a COPY line without building a document tree: the line is
+/// scanned once, keeping borrowed raw values of only the keys the columns use (the rest is
+/// validated and skipped). Gives exactly the text `encode_json_row` gives for the parsed row,
+/// with the same errors.
+pub fn encode_json_line(
+    out: &mut Vec<u8>,
+    line: &[u8],
+    plan: &JsonPlan,
+    columns: &[Column],
+) -> Result<(), String> {
+    // Skipped values are checked for syntax only: a `\u` escape (a lone surrogate is an
+    // error in a parsed string) or invalid UTF-8 takes the full parse, so such lines are
+    // judged and worded exactly as before. Exports escape only control characters this way.
+    let text = match std::str::from_utf8(line) {
+        Ok(text) if memchr::memmem::find(line, b"\\u").is_none() => text,
+        _ => {
+            return match serde_json::from_slice::<Value>(line) {
+                Ok(Value::Object(row)) => encode_json_row(out, &row, columns),
+                Ok(_) => Err("not a JSON object".to_string()),
+                Err(e) => Err(format!("malformed JSON: {e}")),
+            };
+        }
+    };
+    let mut slots: Vec<Option<&RawValue>> = vec![None; plan.keys.len()];
+    let mut de = serde_json::Deserializer::from_str(text);
+    let is_object = RowSeed {
+        keys: &plan.keys,
+        slots: &mut slots,
+    }
+    .deserialize(&mut de)
+    .and_then(|is_object| de.end().map(|()| is_object))
+    .map_err(|e| format!("malformed JSON: {e}"))?;
+    if !is_object {
+        return Err("not a JSON object".to_string());
+    }
+    let start = out.len();
+    for (i, column) in columns.iter().enumerate() {
+        if i > 0 {
+            out.push(b'\t');
+        }
+        let raw = slots[plan.slot_of[i]].and_then(|raw| descend(raw, &column.source[1..]));
+        match raw_to_text(raw, column.class) {
+            Ok(text) => push_copy_field(out, text.as_deref()),
+            Err(e) => {
+                out.truncate(start);
+                return Err(format!("column {}: {e}", column.name));
+            }
+        }
+    }
+    out.push(b'\n');
+    Ok(())
+}
+
+/// Follows the rest of a dotted path through nested objects; `None` when a step is missing or
+/// not an object (as `lookup` does).
+fn descend<'a>(mut raw: &'a RawValue, rest: &[String]) -> Option<&'a RawValue> {
+    for step in rest {
+        if !raw.get().starts_with('{') {
+            return None;
+        }
+        let mut found = [None];
+        let keys = std::slice::from_ref(step);
+        let mut de = serde_json::Deserializer::from_str(raw.get());
+        RowSeed {
+            keys,
+            slots: &mut found,
+        }
+        .deserialize(&mut de)
+        .ok()?;
+        raw = found[0]?;
+    }
+    Some(raw)
+}
+
+/// `to_text` for a raw JSON value. The values Extended JSON exports are made of (strings
+/// without escapes, plain integers, single-key numeric and `$oid` wrappers around a string)
+/// are read from the raw text; anything else is parsed into a `Value` and given to `to_text`,
+/// so both paths agree on every input.
+fn raw_to_text(raw: Option<&RawValue>, class: TypeClass) -> Result<Option<Cow<'_, str>>, String> {
+    let Some(raw) = raw else { return Ok(None) };
+    let s = raw.get();
+    let fast: Option<Cow<'_, str>> = match s.as_bytes()[0] {
+        b'n' => return Ok(None),
+        b't' => Some(Cow::Borrowed("true")),
+        b'f' => Some(Cow::Borrowed("false")),
+        b'"' if !s.contains('\\') => Some(Cow::Borrowed(if class == TypeClass::Json {
+            // Without escapes the raw text is exactly how serde_json writes the string.
+            s
+        } else {
+            &s[1..s.len() - 1]
+        })),
+        b'{' if class != TypeClass::Json => wrapper_text(s, class)?,
+        b'-' | b'0'..=b'9' if is_plain_integer(s) => Some(Cow::Borrowed(s)),
+        _ => None,
+    };
+    match fast {
+        Some(text) => {
+            validate(&text, class)?;
+            Ok(Some(text))
+        }
+        None => {
+            let value: Value =
+                serde_json::from_str(s).map_err(|e| format!("malformed JSON: {e}"))?;
+            Ok(to_text(&value, class)?.map(|t| Cow::Owned(t.into_owned())))
+        }
+    }
+}
+
+/// An integer literal that serde_json reads as an `i64` and writes back unchanged.
+fn is_plain_integer(s: &str) -> bool {
+    let digits = s.strip_prefix('-').unwrap_or(s);
+    !digits.is_empty()
+        && digits.len() <= 18
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && (!digits.starts_with('0') || (digits.len() == 1 && !s.starts_with('-')))
+}
+
+/// The text of `{"$oid"|"$numberInt"|"$numberLong"|"$numberDecimal"|"$numberDouble": "…"}`
+/// with an unescaped string, as `to_text` gives it; `None` for any other object.
+fn wrapper_text(s: &str, class: TypeClass) -> Result<Option<Cow<'_, str>>, String> {
+    let mut de = serde_json::Deserializer::from_str(s);
+    let Ok(Some((tag, inner))) = WrapperSeed.deserialize(&mut de) else {
+        return Ok(None);
+    };
+    let inner = inner.get();
+    if !inner.starts_with('"') || inner.contains('\\') {
+        return Ok(None);
+    }
+    let text = &inner[1..inner.len() - 1];
+    Ok(Some(match tag {
+        "$numberDouble" if class == TypeClass::Int => {
+            let f: f64 = text
+                .parse()
+                .map_err(|_| format!("{text:?} is not a number"))?;
+            Cow::Owned(integral(f)?)
+        }
+        _ => Cow::Borrowed(text),
+    }))
+}
+
+/// Scans a JSON object, keeping the raw value of each wanted key (the last one, as a parsed
+/// map would) and validating the rest; says whether the value was an object at all.
+struct RowSeed<'p, 'de> {
+    keys: &'p [String],
+    slots: &'p mut [Option<&'de RawValue>],
+}
+
+impl<'de> DeserializeSeed<'de> for RowSeed<'_, 'de> {
+    type Value = bool;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<bool, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RowSeed<'_, 'de> {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+        while let Some(slot) = map.next_key_seed(KeySeed(self.keys))? {
+            match slot {
+                Some(i) => self.slots[i] = Some(map.next_value()?),
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(false)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_unit<E>(self) -> Result<bool, E> {
+        Ok(false)
+    }
+}
+
+/// An object key, as its index among the wanted keys (compared without allocating).
+struct KeySeed<'p>(&'p [String]);
+
+impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
+    type Value = Option<usize>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Option<usize>, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for KeySeed<'_> {
+    type Value = Option<usize>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_str<E>(self, key: &str) -> Result<Option<usize>, E> {
+        Ok(self.0.iter().position(|k| k == key))
+    }
+}
+
+/// The tag and raw value of a single-key numeric or `$oid` wrapper; `None` for other objects.
+struct WrapperSeed;
+
+const FAST_TAGS: [&str; 5] = [
+    "$oid",
+    "$numberInt",
+    "$numberLong",
+    "$numberDecimal",
+    "$numberDouble",
+];
+
+impl<'de> DeserializeSeed<'de> for WrapperSeed {
+    type Value = Option<(&'static str, &'de RawValue)>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for WrapperSeed {
+    type Value = Option<(&'static str, &'de RawValue)>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an Extended JSON wrapper")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let Some(Some(i)) = map.next_key_seed(TagSeed)? else {
+            // Not a fast tag (or empty): drain so the caller's parse stays well-formed.
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            return Ok(None);
+        };
+        let inner: &'de RawValue = map.next_value()?;
+        if map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            return Ok(None);
+        }
+        Ok(Some((FAST_TAGS[i], inner)))
+    }
+}
+
+/// A key, as its index among `FAST_TAGS`.
+struct TagSeed;
+
+impl<'de> DeserializeSeed<'de> for TagSeed {
+    type Value = Option<usize>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Option<usize>, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for TagSeed {
+    type Value = Option<usize>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_str<E>(self, key: &str) -> Result<Option<usize>, E> {
+        Ok(FAST_TAGS.iter().position(|t| *t == key))
+    }
 }
 
 /// Encodes one CSV record (fields by header position) as a COPY line. Empty fields are NULL,
@@ -481,6 +805,100 @@ mod tests {
         let mut out = Vec::new();
         encode_json_row(&mut out, row.as_object().unwrap(), &columns).unwrap();
         assert_eq!(out, b"7\t\\N\n");
+    }
+
+    /// The row as the tree-building path encodes it: the reference for `encode_json_line`.
+    fn encoded_via_tree(line: &str, columns: &[Column]) -> Result<Vec<u8>, String> {
+        let mut out = Vec::new();
+        match serde_json::from_str::<Value>(line) {
+            Ok(Value::Object(row)) => encode_json_row(&mut out, &row, columns).map(|()| out),
+            Ok(_) => Err("not a JSON object".to_string()),
+            Err(e) => Err(format!("malformed JSON: {e}")),
+        }
+    }
+
+    /// A syntax error's position can differ by a character between skipping and parsing a
+    /// string (a raw control character); the message and the verdict may not.
+    fn without_position(error: &str) -> String {
+        error.split(" at line ").next().unwrap_or(error).to_string()
+    }
+
+    #[test]
+    fn borrowed_line_encoding_agrees_with_the_parsed_tree_on_every_kind_of_value() {
+        let lines = [
+            r#"{"_id":{"$oid":"4d88e15b60f486e428412dc9"},"InvoiceNo":"536365","StockCode":"85123A","Description":"WHITE HANGING HEART","Quantity":{"$numberInt":"6"},"InvoiceDate":"12/1/2010 8:26","UnitPrice":{"$numberDouble":"2.55"},"CustomerID":{"$numberDouble":"17850.0"},"Country":"United Kingdom"}"#,
+            r#"{"v":{"$numberDouble":"NaN"},"w":{"$numberDouble":"-Infinity"},"x":{"$numberLong":"-9007199254740993"}}"#,
+            r#"{"v":{"$numberDouble":"1.5"},"w":{"$numberDecimal":"1.10"},"x":{"$numberInt":"abc"}}"#,
+            r#"{"v":{"$numberInt":6},"w":{"$oid":"a","$oid":"b"},"x":{"$oid":"a","y":1}}"#,
+            r#"{"v":{"$date":{"$numberLong":"1291192000000"}},"w":{"$date":"2010-12-01T08:26:40Z"},"x":{"$binary":{"base64":"AQI=","subType":"00"}}}"#,
+            r#"{"v":1,"w":-0,"x":0,"y":-17,"z":123456789012345678901234}"#,
+            r#"{"v":1.0,"w":2.550,"x":1e5,"y":-0.0,"z":17850.0}"#,
+            r#"{"v":true,"w":false,"x":null,"y":"true","z":"1"}"#,
+            r#"{"v":"tab\there","w":"quote \" and \\ slash","x":"caf\u00e9 é","y":"line\nbreak","z":"\ud83d\ude00"}"#,
+            r#"{"v":{"a":[1,{"$numberInt":"2"}]},"w":[1,"two",null],"x":{},"y":[],"z":"{\"k\":1}"}"#,
+            r#"{"v":{"w":{"x":7}},"w":{"x":[1]},"x":{"$code":"f()","$scope":{}}}"#,
+            "{ \"v\" : 1 , \"w\" :\t\"spaced\" , \"x\" : { \"$oid\" : \"ab\" } }",
+            r#"{"v":1,"v":2,"w":"a","w":{"$numberInt":"3"}}"#,
+            r#"{"v":"nul\u0000here","w":"x"}"#,
+            r#"{"other":{"deep":[[[{"a":"\ud800"}]]]},"v":1}"#,
+            r#"{"v":1,"#,
+            r#"{"v":tru}"#,
+            r#"{"v":1} trailing"#,
+            r#"[1,2,3]"#,
+            r#""just a string""#,
+            "42",
+            "null",
+            r#"{"v":"\x"}"#,
+            "{\"v\":\"a\nb\"}",
+            "{}",
+            "",
+        ];
+        let classes = [
+            "text",
+            "bigint",
+            "double precision",
+            "numeric",
+            "boolean",
+            "jsonb",
+            "timestamptz",
+            "bytea",
+        ];
+        for pg_type in classes {
+            let mut columns: Vec<Column> = ["v", "w", "x", "y", "z", "_id", "UnitPrice"]
+                .iter()
+                .map(|name| Column::plain(name, pg_type))
+                .collect();
+            columns.push(Column::from_spec(&ColumnSpec {
+                name: "nested".into(),
+                type_: pg_type.into(),
+                source: Some("v.w.x".into()),
+            }));
+            columns.push(Column::from_spec(&ColumnSpec {
+                name: "again".into(),
+                type_: "text".into(),
+                source: Some("w".into()),
+            }));
+            let plan = JsonPlan::new(&columns);
+            for line in lines {
+                let mut out = b"previous\n".to_vec();
+                let got = encode_json_line(&mut out, line.as_bytes(), &plan, &columns)
+                    .map(|()| String::from_utf8_lossy(&out[9..]).into_owned())
+                    .map_err(|e| without_position(&e));
+                let want = encoded_via_tree(line, &columns)
+                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+                    .map_err(|e| without_position(&e));
+                assert_eq!(got, want, "{pg_type} columns of {line}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_line_that_is_not_utf8_is_rejected_as_malformed_json() {
+        let columns = vec![Column::plain("v", "text")];
+        let plan = JsonPlan::new(&columns);
+        let error =
+            encode_json_line(&mut Vec::new(), b"{\"v\":\"\xff\"}", &plan, &columns).unwrap_err();
+        assert!(error.starts_with("malformed JSON"), "{error}");
     }
 
     #[test]

@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 
 use async_compression::tokio::bufread::GzipDecoder;
 use bytes::Bytes;
-use futures::{SinkExt, StreamExt};
+use futures::{FutureExt, SinkExt, StreamExt};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, BufReader};
+use tokio::sync::mpsc::Sender;
 use tributary_core::api::{FileFormat, LoadMode, LoadTask};
 use tributary_core::identifier::{TableName, quote_identifier};
 use tributary_core::lineage::{Outcome, TaskResult};
@@ -14,10 +15,13 @@ use tributary_core::lineage::{Outcome, TaskResult};
 use crate::connectors::s3::{Lake, ObjectInfo, ObjectWriter, WriteOptions};
 use crate::context::TaskContext;
 use crate::error::{Class, Error, Result};
+use crate::progress::Progress;
 use crate::rows::{self, Column, Inference};
 
 /// Encoded COPY bytes sent to the server at once.
 const CHUNK: usize = 256 * 1024;
+/// Chunks waiting between the parsing task and COPY: bounds that buffer to about 1 MiB.
+const IN_FLIGHT: usize = 4;
 /// Longest accepted JSON line; longer means corrupt input, not data.
 const MAX_LINE: usize = 64 * 1024 * 1024;
 
@@ -500,6 +504,9 @@ async fn infer(lake: &Lake, object: &ObjectInfo, task: &LoadTask) -> Result<Vec<
 
 /// Streams one object through COPY. Bad rows go to rejects when allowed, otherwise fail the
 /// task naming the object key and line.
+///
+/// Decompressing, parsing and encoding run on their own task, so they overlap with the
+/// server's work on the chunks already sent; at most `IN_FLIGHT` chunks wait between the two.
 #[allow(clippy::too_many_arguments)]
 async fn load_object(
     ctx: &TaskContext,
@@ -515,118 +522,43 @@ async fn load_object(
     let shown = format!("s3://{}/{}", lake.bucket, object.key);
     let sink = tx.copy_in::<_, Bytes>(copy).await?;
     futures::pin_mut!(sink);
-    let mut stats = ObjectStats {
-        bytes: object.size,
-        ..Default::default()
+    let reader = open(lake, &object.key, gz).await?;
+    let (chunks, mut received) = tokio::sync::mpsc::channel::<Bytes>(IN_FLIGHT);
+    let mut producer = Producer {
+        object: shown.clone(),
+        columns: columns.to_vec(),
+        rejects: rejects.take(),
+        progress: ctx.progress.clone(),
+        stats: ObjectStats {
+            bytes: object.size,
+            ..Default::default()
+        },
+        map: LineMap::default(),
     };
-    let mut map = LineMap::default();
-    let mut out: Vec<u8> = Vec::with_capacity(CHUNK + 64 * 1024);
-
-    // Rows are parsed and encoded here and sent in chunks; `send` waits for the server, which
-    // bounds memory to about one chunk.
-    let produced: Result<()> = async {
-        let reader = open(lake, &object.key, gz).await?;
-        match format {
-            Format::Jsonl => {
-                let mut reader = reader;
-                let mut line: Vec<u8> = Vec::with_capacity(4096);
-                let mut number: u64 = 0;
-                let mut reported: u64 = 0;
-                loop {
-                    line.clear();
-                    let n = read_line(&mut reader, &mut line)
-                        .await
-                        .map_err(|e| e.context(format!("line {} of {shown}", number + 1)))?;
-                    if n == 0 {
-                        break;
-                    }
-                    number += 1;
-                    if line.iter().all(u8::is_ascii_whitespace) {
-                        continue;
-                    }
-                    let row = match serde_json::from_slice::<serde_json::Value>(&line) {
-                        Ok(serde_json::Value::Object(row)) => Ok(row),
-                        Ok(_) => Err("not a JSON object".to_string()),
-                        Err(e) => Err(format!("malformed JSON: {e}")),
-                    };
-                    let encoded =
-                        row.and_then(|row| rows::encode_json_row(&mut out, &row, columns));
-                    match encoded {
-                        Ok(()) => {
-                            stats.rows += 1;
-                            map.record(stats.rows, number);
-                        }
-                        Err(error) => {
-                            let raw = String::from_utf8_lossy(&line);
-                            reject(rejects, &shown, number, &error, raw.trim_end(), &mut stats)
-                                .await?;
-                        }
-                    }
-                    if out.len() >= CHUNK {
-                        ctx.progress.add_rows(stats.rows - reported);
-                        reported = stats.rows;
-                        sink.send(Bytes::from(std::mem::take(&mut out))).await?;
-                        out.reserve(CHUNK + 64 * 1024);
-                    }
-                }
-            }
-            Format::Csv => {
-                let mut csv = csv_async::AsyncReaderBuilder::new()
-                    .has_headers(true)
-                    .flexible(true)
-                    .create_reader(reader);
-                let headers: Vec<String> = csv
-                    .headers()
-                    .await
-                    .map_err(|e| Error::permanent(format!("CSV header of {shown}: {e}")))?
-                    .iter()
-                    .map(str::to_string)
-                    .collect();
-                let positions: Vec<Option<usize>> = columns
-                    .iter()
-                    .map(|c| headers.iter().position(|h| h == &c.source.join(".")))
-                    .collect();
-                let mut records = csv.records();
-                while let Some(record) = records.next().await {
-                    let (number, result) = match record {
-                        Ok(record) => {
-                            let number = record.position().map_or(0, |p| p.line());
-                            let encoded =
-                                rows::encode_csv_row(&mut out, &record, &positions, columns);
-                            (
-                                number,
-                                encoded
-                                    .map_err(|e| (e, record.iter().collect::<Vec<_>>().join(","))),
-                            )
-                        }
-                        Err(e) => {
-                            let number = e.position().map_or(0, |p| p.line());
-                            (number, Err((format!("malformed CSV: {e}"), String::new())))
-                        }
-                    };
-                    match result {
-                        Ok(()) => {
-                            stats.rows += 1;
-                            map.record(stats.rows, number);
-                        }
-                        Err((error, raw)) => {
-                            reject(rejects, &shown, number, &error, &raw, &mut stats).await?;
-                        }
-                    }
-                    if out.len() >= CHUNK {
-                        sink.send(Bytes::from(std::mem::take(&mut out))).await?;
-                        out.reserve(CHUNK + 64 * 1024);
-                    }
-                }
-            }
-        }
-        if !out.is_empty() {
-            sink.send(Bytes::from(std::mem::take(&mut out))).await?;
-        }
-        Ok(())
+    // Dropping the handle (this future cancelled by a timeout) drops the producer too, so no
+    // parsing outlives the attempt; a panic there resumes here.
+    let (producing, handle) = async move {
+        // The sender goes with `run`, so the channel closes when parsing ends.
+        let result = producer.run(reader, format, chunks).await;
+        (producer, result)
     }
-    .await;
-    if let Err(e) = produced {
+    .remote_handle();
+    tokio::spawn(producing);
+
+    let mut sent: Result<()> = Ok(());
+    while let Some(chunk) = received.recv().await {
+        if let Err(e) = sink.send(chunk).await {
+            sent = Err(e.into());
+            break;
+        }
+    }
+    // A producer still sending sees the channel closed and stops.
+    drop(received);
+    let (producer, produced) = handle.await;
+    *rejects = producer.rejects;
+    let (stats, map) = (producer.stats, producer.map);
+    // The server's error first: the producer only stops early because COPY did.
+    if let Err(e) = sent.and(produced) {
         // Dropping the sink without finishing aborts the COPY; the transaction rolls back.
         return Err(server_error_with_line(e, &map, &shown));
     }
@@ -642,22 +574,139 @@ async fn load_object(
     Ok(stats)
 }
 
-async fn reject(
-    rejects: &mut Option<Rejects>,
-    object: &str,
-    line: u64,
-    error: &str,
-    raw: &str,
-    stats: &mut ObjectStats,
-) -> Result<()> {
-    match rejects {
-        Some(r) => {
-            stats.rejected += 1;
-            r.add(object, line, error, raw).await
+/// The parsing side of one object's COPY: reads rows, encodes them into chunks for the
+/// channel, and sends bad rows to rejects.
+struct Producer {
+    object: String,
+    columns: Vec<Column>,
+    rejects: Option<Rejects>,
+    progress: Progress,
+    stats: ObjectStats,
+    map: LineMap,
+}
+
+impl Producer {
+    async fn run(
+        &mut self,
+        reader: Box<dyn AsyncBufRead + Send + Unpin>,
+        format: Format,
+        chunks: Sender<Bytes>,
+    ) -> Result<()> {
+        let mut out: Vec<u8> = Vec::with_capacity(CHUNK + 64 * 1024);
+        let mut reported: u64 = 0;
+        match format {
+            Format::Jsonl => {
+                let mut reader = reader;
+                let plan = rows::JsonPlan::new(&self.columns);
+                let mut line: Vec<u8> = Vec::with_capacity(4096);
+                let mut number: u64 = 0;
+                loop {
+                    line.clear();
+                    let n = read_line(&mut reader, &mut line).await.map_err(|e| {
+                        e.context(format!("line {} of {}", number + 1, self.object))
+                    })?;
+                    if n == 0 {
+                        break;
+                    }
+                    number += 1;
+                    if line.iter().all(u8::is_ascii_whitespace) {
+                        continue;
+                    }
+                    match rows::encode_json_line(&mut out, &line, &plan, &self.columns) {
+                        Ok(()) => self.loaded(number),
+                        Err(error) => {
+                            let raw = String::from_utf8_lossy(&line);
+                            self.reject(number, &error, raw.trim_end()).await?;
+                        }
+                    }
+                    if out.len() >= CHUNK && !self.send(&chunks, &mut out, &mut reported).await {
+                        return Ok(());
+                    }
+                }
+            }
+            Format::Csv => {
+                let mut csv = csv_async::AsyncReaderBuilder::new()
+                    .has_headers(true)
+                    .flexible(true)
+                    .create_reader(reader);
+                let headers: Vec<String> = csv
+                    .headers()
+                    .await
+                    .map_err(|e| Error::permanent(format!("CSV header of {}: {e}", self.object)))?
+                    .iter()
+                    .map(str::to_string)
+                    .collect();
+                let positions: Vec<Option<usize>> = self
+                    .columns
+                    .iter()
+                    .map(|c| headers.iter().position(|h| h == &c.source.join(".")))
+                    .collect();
+                let mut records = csv.records();
+                while let Some(record) = records.next().await {
+                    let (number, result) = match record {
+                        Ok(record) => {
+                            let number = record.position().map_or(0, |p| p.line());
+                            let encoded =
+                                rows::encode_csv_row(&mut out, &record, &positions, &self.columns);
+                            (
+                                number,
+                                encoded
+                                    .map_err(|e| (e, record.iter().collect::<Vec<_>>().join(","))),
+                            )
+                        }
+                        Err(e) => {
+                            let number = e.position().map_or(0, |p| p.line());
+                            (number, Err((format!("malformed CSV: {e}"), String::new())))
+                        }
+                    };
+                    match result {
+                        Ok(()) => self.loaded(number),
+                        Err((error, raw)) => self.reject(number, &error, &raw).await?,
+                    }
+                    if out.len() >= CHUNK && !self.send(&chunks, &mut out, &mut reported).await {
+                        return Ok(());
+                    }
+                }
+            }
         }
-        None => Err(Error::permanent(format!(
-            "line {line} of {object}: {error}"
-        ))),
+        if !out.is_empty() {
+            self.send(&chunks, &mut out, &mut reported).await;
+        }
+        Ok(())
+    }
+
+    fn loaded(&mut self, line: u64) {
+        self.stats.rows += 1;
+        self.map.record(self.stats.rows, line);
+    }
+
+    /// Hands a full chunk to COPY; `false` when COPY has stopped (its error is reported there).
+    async fn send(
+        &mut self,
+        chunks: &Sender<Bytes>,
+        out: &mut Vec<u8>,
+        reported: &mut u64,
+    ) -> bool {
+        self.progress.add_rows(self.stats.rows - *reported);
+        *reported = self.stats.rows;
+        let chunk = Bytes::from(std::mem::replace(
+            out,
+            Vec::with_capacity(CHUNK + 64 * 1024),
+        ));
+        chunks.send(chunk).await.is_ok()
+    }
+
+    async fn reject(&mut self, line: u64, error: &str, raw: &str) -> Result<()> {
+        match &mut self.rejects {
+            Some(r) => {
+                self.stats.rejected += 1;
+                r.add(&self.object, line, error, raw).await
+            }
+            None => Err(Error::permanent(format!(
+                "line {line} of {}: {error}",
+                self.object
+            ))),
+        }
     }
 }
 
