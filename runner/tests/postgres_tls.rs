@@ -252,4 +252,9 @@ async fn a_refused_tls_connection_stays_retryable() {
     );
     let result = s.check_connection("warehouse").await;
     assert_retryable(&result);
+    assert!(
+        result.message.to_lowercase().contains("refused"),
+        "the cause is named: {}",
+        result.message
+    );
 }

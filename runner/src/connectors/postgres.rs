@@ -150,16 +150,35 @@ fn connect_error(e: tokio_postgres::Error, spec: &PostgresSource, ca_given: bool
             explain_tls_error(tls, spec, ca_given)
         ));
     }
+    let causes = causes(&e);
     // tokio-postgres reports a server that answered "no" to the SSL request only through
-    // its message (its error kinds are private).
-    if e.to_string().contains("server does not support TLS") {
+    // the message of the cause (its error kinds are private).
+    if causes.contains("server does not support TLS") {
         return Error::permanent(format!(
-            "TLS: the server does not offer TLS, which spec.postgres.sslMode {} requires \
+            "TLS: the server does not offer TLS, and spec.postgres.sslMode {} demands it \
              (turn ssl on in the server, or use sslMode prefer or disable)",
             ssl_mode_name(spec.ssl_mode)
         ));
     }
-    Error::from(e)
+    if e.as_db_error().is_some() {
+        return Error::from(e);
+    }
+    let mut error = Error::from(e);
+    error.message.push_str(&causes);
+    error
+}
+
+/// The messages of the source chain (": a: b"), which tokio-postgres's Display leaves out:
+/// "error connecting to server" alone does not say "connection refused".
+fn causes(e: &tokio_postgres::Error) -> String {
+    let mut text = String::new();
+    let mut next: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(cause) = next {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    text
 }
 
 /// The rustls error somewhere in the source chain (tokio-rustls wraps it in an io::Error,
