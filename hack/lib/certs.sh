@@ -73,6 +73,22 @@ EXT
     _openssl genrsa -out "$PKI_DIR/sa.key" 2048
     _openssl rsa -in "$PKI_DIR/sa.key" -pubout -out "$PKI_DIR/sa.pub"
   fi
+  # PostgreSQL's serving certificate, signed by the local CA so that clients can
+  # verify it (sslmode verify-full with the CA as root); see postgres_tls in services.sh.
+  if [[ ! -s $PKI_DIR/postgres.crt ]]; then
+    local pg_ext; pg_ext=$(mktemp)
+    cat > "$pg_ext" <<EXT
+basicConstraints=critical,CA:FALSE
+keyUsage=critical,digitalSignature,keyEncipherment
+extendedKeyUsage=serverAuth
+subjectAltName=IP:127.0.0.1,DNS:localhost
+EXT
+    _openssl ecparam -name prime256v1 -genkey -noout -out "$PKI_DIR/postgres.key"
+    _openssl req -new -key "$PKI_DIR/postgres.key" -subj "/CN=127.0.0.1" -out "$PKI_DIR/postgres.csr"
+    _openssl x509 -req -in "$PKI_DIR/postgres.csr" -CA "$PKI_DIR/ca.crt" -CAkey "$PKI_DIR/ca.key" \
+      -CAcreateserial -days 3650 -sha256 -extfile "$pg_ext" -out "$PKI_DIR/postgres.crt"
+    rm -f "$pg_ext" "$PKI_DIR/postgres.csr"
+  fi
   # Self-signed certificate for the FTP server's optional explicit TLS (FTPS).
   if [[ ! -s $PKI_DIR/ftp.crt ]]; then
     _openssl req -x509 -newkey rsa:2048 -nodes -keyout "$PKI_DIR/ftp.key" -out "$PKI_DIR/ftp.crt" \

@@ -8,6 +8,8 @@ KUBECONFIG_ADMIN=$STACK_DIR/kubeconfig
 PG_BIN=/usr/lib/postgresql/15/bin
 PG_DATA=$STACK_DIR/postgres/data
 PG_SOCKET_DIR=$STACK_DIR/postgres/run
+PG_TLS_DIR=$STACK_DIR/postgres/tls
+PG_TLS_CONF=tributary-tls.conf   # in $PG_DATA, included from postgresql.conf
 FILES_DIR=$STACK_DIR/files       # FTP, SFTP and HTTP roots live below this
 FTP_ROOT=$FILES_DIR/ftp
 SFTP_ROOT=$FILES_DIR/sftp
@@ -199,6 +201,8 @@ svc_postgres_start() {
       --encoding=UTF8 --locale=C.UTF-8 >> "$LOG_DIR/postgres.log" 2>&1 || die "initdb failed (see $LOG_DIR/postgres.log)"
   fi
   _as_postgres mkdir -p "$PG_SOCKET_DIR"
+  # TLS settings go in before the first start, so a fresh server serves TLS at once.
+  postgres_tls_write
   # pg_ctl daemonizes the postmaster itself; -c options keep it on loopback
   # and its socket inside the state dir (not /var/run/postgresql).
   # fsync=off: a throwaway test database; a crash means `hack/stack down` + rm.
@@ -235,6 +239,65 @@ ALTER ROLE $PG_USER WITH LOGIN PASSWORD '$PG_PASSWORD';
 SQL
   if [[ -z $(_pg_super -c "SELECT 1 FROM pg_database WHERE datname = '$PG_DATABASE'") ]]; then
     _pg_super -c "CREATE DATABASE $PG_DATABASE OWNER $PG_USER" >/dev/null
+  fi
+}
+
+# postgres_tls_write: the serving certificate and key (from ensure_pki) where
+# `postgres` can read them (it refuses a key others can read), and the ssl
+# settings in a conf include, kept out of the -c options of the start command
+# so that an existing server takes them with a reload. Sets PG_TLS_CHANGED=1
+# when anything was written. pg_hba.conf keeps its `host` lines: TLS is
+# offered, never demanded, so plain clients keep working.
+postgres_tls_write() {
+  local f conf tmp
+  PG_TLS_CHANGED=0
+  mkdir -p "$PG_TLS_DIR"
+  chown postgres: "$PG_TLS_DIR"
+  chmod 700 "$PG_TLS_DIR"
+  for f in crt key; do
+    if ! cmp -s "$PKI_DIR/postgres.$f" "$PG_TLS_DIR/server.$f"; then
+      install -o postgres -g postgres -m 600 "$PKI_DIR/postgres.$f" "$PG_TLS_DIR/server.$f"
+      PG_TLS_CHANGED=1
+    fi
+  done
+  conf="# Written by hack/stack (postgres_tls_write); changes here are overwritten.
+ssl = on
+ssl_cert_file = '$PG_TLS_DIR/server.crt'
+ssl_key_file = '$PG_TLS_DIR/server.key'
+ssl_min_protocol_version = 'TLSv1.2'"
+  if [[ ! -f $PG_DATA/$PG_TLS_CONF || $(< "$PG_DATA/$PG_TLS_CONF") != "$conf" ]]; then
+    tmp=$(mktemp)
+    printf '%s\n' "$conf" > "$tmp"
+    install -o postgres -g postgres -m 600 "$tmp" "$PG_DATA/$PG_TLS_CONF"
+    rm -f "$tmp"
+    PG_TLS_CHANGED=1
+  fi
+  if ! grep -qxF "include_if_exists = '$PG_TLS_CONF'" "$PG_DATA/postgresql.conf"; then
+    printf "\n# TLS for the clients that ask for it (hack/stack)\ninclude_if_exists = '%s'\n" "$PG_TLS_CONF" \
+      >> "$PG_DATA/postgresql.conf"
+    PG_TLS_CHANGED=1
+  fi
+}
+
+# A TLS session verified against the local CA, as the stack's user.
+_pg_tls_works() {
+  [[ $(PGPASSWORD=$PG_PASSWORD PGSSLMODE=verify-full PGSSLROOTCERT=$PKI_DIR/ca.crt \
+    "$PG_BIN/psql" -h 127.0.0.1 -p "$POSTGRES_PORT" -U "$PG_USER" -d "$PG_DATABASE" -qAtX \
+    -c "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()" 2>/dev/null) == t ]]
+}
+
+# postgres_tls: bring a running server's TLS up to date (an existing state dir
+# from before TLS, or a renewed certificate). ssl settings take effect on a
+# reload since PostgreSQL 10: no restart, open sessions are kept. Idempotent:
+# nothing is reloaded when the files were current and TLS already works.
+postgres_tls() {
+  postgres_tls_write
+  if [[ $PG_TLS_CHANGED == 1 ]] || ! _pg_tls_works; then
+    log "PostgreSQL: reloading its configuration to serve TLS"
+    _as_postgres "$PG_BIN/pg_ctl" -D "$PG_DATA" reload >> "$LOG_DIR/postgres.log" 2>&1 \
+      || die "pg_ctl reload failed (see $LOG_DIR/postgres.log)"
+    wait_for "PostgreSQL TLS" 15 _pg_tls_works \
+      || die "PostgreSQL does not serve TLS after a reload (see $LOG_DIR/postgres-server.log)"
   fi
 }
 

@@ -100,9 +100,24 @@ SQL
 ) || return 1
   expect "$out" "2:a,b" "temp table rows"
 }
+# TLS with the certificate verified against the stack's CA (host name included),
+# and plain TCP still accepted: the server offers TLS, pg_hba does not demand it.
+t_psql_tls_verified() {
+  local out
+  out=$(PGSSLMODE=verify-full PGSSLROOTCERT=$STACK/pki/ca.crt \
+    psql -XAtq -v ON_ERROR_STOP=1 -c "select ssl from pg_stat_ssl where pid = pg_backend_pid()") || return 1
+  expect "$out" "t" "ssl in pg_stat_ssl"
+}
+t_psql_plain_still_works() {
+  local out
+  out=$(PGSSLMODE=disable psql -XAtq -v ON_ERROR_STOP=1 -c "select ssl from pg_stat_ssl where pid = pg_backend_pid()") || return 1
+  expect "$out" "f" "ssl in pg_stat_ssl"
+}
 t_psql_loopback_only() { ss -Htln "sport = :$PGPORT" | awk '{print $4}' | grep -x "127.0.0.1:$PGPORT" >/dev/null; }
 check "postgres: psql connects as tributary to warehouse (PostgreSQL 15)" t_psql
 check "postgres: create, insert and query a table" t_psql_write
+check "postgres: TLS verified against the stack CA (sslmode verify-full)" t_psql_tls_verified
+check "postgres: plain TCP still accepted (sslmode disable)" t_psql_plain_still_works
 check "postgres: listens on 127.0.0.1 only" t_psql_loopback_only
 
 # ---- MinIO (S3) ---------------------------------------------------------------

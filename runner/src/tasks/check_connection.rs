@@ -19,14 +19,22 @@ pub async fn run(input: &CheckConnectionInput, secrets: &Secrets) -> Result<Task
         }
     } else if let Some(pg) = &spec.postgres {
         let client = crate::connectors::postgres::connect(name, pg, secrets).await?;
+        // pg_stat_ssl tells whether this very session is encrypted (sslMode prefer may
+        // have fallen back to plain TCP), which is what an operator wants to see.
         let row = client
-            .query_one("SELECT version(), current_user::text", &[])
+            .query_one(
+                "SELECT version(), current_user::text, \
+                 (SELECT version FROM pg_stat_ssl WHERE pid = pg_backend_pid() AND ssl)",
+                &[],
+            )
             .await?;
         let version: String = row.get(0);
         let user: String = row.get(1);
+        let tls: Option<String> = row.get(2);
         format!(
-            "connected to database {} as {user}: {}",
+            "connected to database {} as {user} {}: {}",
             pg.database,
+            tls.map_or("over plain TCP".to_string(), |v| format!("over TLS ({v})")),
             version.split(" on ").next().unwrap_or(&version)
         )
     } else if let Some(mongo) = &spec.mongodb {
