@@ -349,10 +349,13 @@ pub struct PostgresSource {
     /// Database name.
     #[schemars(length(min = 1, max = 63))]
     pub database: String,
-    /// TLS mode, as libpq's `sslmode`: disable, prefer, require, verify-ca, verify-full.
+    /// TLS mode, as libpq's `sslmode`: `disable` (plain TCP), `prefer` (TLS when the server
+    /// offers it), `require` (always TLS, certificate not checked unless `caSecretRef` is set),
+    /// `verify-ca` (chain checked), `verify-full` (chain and `host` checked).
     #[serde(default)]
     pub ssl_mode: PostgresSslMode,
-    /// CA bundle used by `verify-ca` / `verify-full`.
+    /// PEM CA bundle the server's certificate chain is checked against (every mode but
+    /// `disable`); without it `verify-ca` / `verify-full` trust the web PKI roots.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_secret_ref: Option<SecretKeyRef>,
     /// Secret with keys `username` and `password`.
