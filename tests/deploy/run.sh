@@ -398,6 +398,27 @@ t_operator_ready() {
   echo "lease holder: $holder"
 }
 
+t_host_network_rollout() {
+  # A new pod template on the host network: the new pod needs the old one's ports on the
+  # same node, so the chart stops the old pod first instead of surging (a surge pod would
+  # stay Pending for ever on a one-node cluster). The new pod then takes the Lease.
+  local old new
+  old=$(k -n "$E2E_NS" get pods -l app.kubernetes.io/instance="$E2E" -o jsonpath='{.items[0].metadata.name}')
+  helm upgrade "$E2E" "$CHART" --namespace "$E2E_NS" --reuse-values \
+    --set-string podAnnotations.tributary\\.dev/rollout="$RANDOM$RANDOM" || return 1
+  k -n "$E2E_NS" rollout status deployment/"$E2E" --timeout=180s || {
+    k -n "$E2E_NS" get pods -o wide; k -n "$E2E_NS" describe pods | grep -A5 Events:
+    return 1
+  }
+  wait_until 60 "one pod left" bash -c \
+    "[[ \$(kubectl -n $E2E_NS get pods -l app.kubernetes.io/instance=$E2E -o name | wc -l) == 1 ]]" || return 1
+  new=$(k -n "$E2E_NS" get pods -l app.kubernetes.io/instance="$E2E" -o jsonpath='{.items[0].metadata.name}')
+  [[ $new != "$old" ]] || { echo "the pod was not replaced"; return 1; }
+  wait_until 60 "the Lease names $new" bash -c \
+    "[[ \$(kubectl -n $E2E_NS get lease $E2E -o jsonpath='{.spec.holderIdentity}') == $new ]]" || return 1
+  echo "rolled $old -> $new"
+}
+
 # status.observedGeneration == metadata.generation of a resource.
 observed() {
   local got
@@ -531,6 +552,7 @@ PY
 
 if need_node "helm install: the operator Deployment becomes Ready and holds the Lease"; then
   check "helm install: the operator Deployment becomes Ready and holds the Lease" t_operator_ready
+  check "helm upgrade with a new pod template rolls the host-network operator over (no stuck surge pod)" t_host_network_rollout
   where="the installed operator"
 else
   check "without the node or its images: the operator binary, out of cluster with the release's ServiceAccount token, takes the Lease and syncs" t_local_operator_ready
