@@ -121,8 +121,8 @@ for i in $(seq "$RUNS"); do
   measure curl_aws bash -c "curl -sS --fail '$TRIBUTARY_FTP_URL/inbox/bench-big.bin' | aws --endpoint-url '$AWS_ENDPOINT_URL' s3 cp - s3://raw/bench/copy-baseline/$i/bench-big.bin"
   runner_task copy "c$i" '{"name": "copy", "copy": {"from": {"dataSource": "ftp", "path": "/inbox", "glob": "bench-big.bin"},
     "to": {"dataSource": "lake", "prefix": "bench/copy/c'$i'/"}, "skipUnchanged": "Never"}}'
-  aws --endpoint-url "$AWS_ENDPOINT_URL" s3 rm -q --recursive s3://raw/bench/copy-baseline/$i/ >/dev/null || true
-  aws --endpoint-url "$AWS_ENDPOINT_URL" s3 rm -q --recursive "s3://raw/bench/copy/c$i/" >/dev/null || true
+  aws --endpoint-url "$AWS_ENDPOINT_URL" s3 rm --quiet --recursive s3://raw/bench/copy-baseline/$i/ >/dev/null || true
+  aws --endpoint-url "$AWS_ENDPOINT_URL" s3 rm --quiet --recursive "s3://raw/bench/copy/c$i/" >/dev/null || true
 done
 
 median() { awk -v n="$1" -v f="$2" '$1 == n {print $f}' "$RESULTS" | sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
