@@ -6,14 +6,13 @@ use std::time::Instant;
 
 use chrono::Utc;
 use k8s_openapi::api::batch::v1::Job;
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::PostParams;
 use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
 use tributary_core::api::{DataSource, DataSourceStatus, PipelineStatus};
 use tributary_core::naming::{LABEL_DATASOURCE, label_value};
 
-use super::{Context, key};
-use crate::FIELD_MANAGER;
+use super::{Context, apply_status, key};
 use crate::datasource::{
     DataSourceView, LABEL_GENERATION, LABEL_ROUND, ObservedCheck, PipelineLineage, check_round,
     decide, render_check,
@@ -135,24 +134,18 @@ async fn reconcile_inner(ds: &DataSource, ctx: &Context) -> Result<Action> {
     }
 
     if decision.status != status {
-        let body = serde_json::json!({
-            "apiVersion": DataSource::api_version(&()),
-            "kind": DataSource::kind(&()),
-            "status": decision.status,
-        });
-        let api: Api<DataSource> = Api::namespaced(ctx.client.clone(), &namespace);
-        let applied = api
-            .patch_status(
-                &name,
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(&body),
-            )
-            .await
-            .map_err(Error::kube("apply DataSource status"))?;
+        let resource_version = apply_status::<DataSource>(
+            &ctx.client,
+            &namespace,
+            &name,
+            &decision.status,
+            "apply DataSource status",
+        )
+        .await?;
         ctx.remember_written(
             object_key.clone(),
             uid,
-            applied.resource_version().as_deref(),
+            resource_version.as_deref(),
             &decision.status,
         )?;
     }

@@ -497,3 +497,36 @@ pub async fn run(
         _ = reflectors => {},
     }
 }
+
+/// Server-side applies `status` to the status subresource of `K` `namespace/name` under the
+/// operator's one field manager (forcing: the operator owns status alone), and returns the
+/// resource version the server gave the object.
+async fn apply_status<K>(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    status: &impl serde::Serialize,
+    action: &'static str,
+) -> Result<Option<String>>
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
+{
+    let body = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": status,
+    });
+    let api: Api<K> = Api::namespaced(client.clone(), namespace);
+    let applied = api
+        .patch_status(
+            name,
+            &kube::api::PatchParams::apply(crate::FIELD_MANAGER).force(),
+            &kube::api::Patch::Apply(&body),
+        )
+        .await
+        .map_err(Error::kube(action))?;
+    Ok(applied.resource_version())
+}

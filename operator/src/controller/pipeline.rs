@@ -9,14 +9,13 @@ use futures::StreamExt;
 
 use chrono::Utc;
 use k8s_openapi::api::batch::v1::Job;
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams, PropagationPolicy};
+use kube::api::{DeleteParams, PostParams, PropagationPolicy};
 use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
 use tributary_core::api::{Pipeline, PipelineStatus};
 use tributary_core::naming::{LABEL_PIPELINE, label_value};
 
-use super::{Context, key};
-use crate::FIELD_MANAGER;
+use super::{Context, apply_status, key};
 use crate::error::{Error, Result};
 use crate::metrics::{ControllerLabels, OutcomeLabels, TriggerLabels};
 use crate::observe::PodResult;
@@ -198,24 +197,18 @@ async fn reconcile_inner(pipeline: &Pipeline, ctx: &Context) -> Result<Action> {
             ctx.set_pending(object_key.clone(), uid.clone(), &decision.status)?;
             write_in = Some(wait);
         } else {
-            let body = serde_json::json!({
-                "apiVersion": Pipeline::api_version(&()),
-                "kind": Pipeline::kind(&()),
-                "status": decision.status,
-            });
-            let api: Api<Pipeline> = Api::namespaced(ctx.client.clone(), &namespace);
-            let applied = api
-                .patch_status(
-                    &name,
-                    &PatchParams::apply(FIELD_MANAGER).force(),
-                    &Patch::Apply(&body),
-                )
-                .await
-                .map_err(Error::kube("apply Pipeline status"))?;
+            let resource_version = apply_status::<Pipeline>(
+                &ctx.client,
+                &namespace,
+                &name,
+                &decision.status,
+                "apply Pipeline status",
+            )
+            .await?;
             ctx.remember_written(
                 object_key.clone(),
                 uid.clone(),
-                applied.resource_version().as_deref(),
+                resource_version.as_deref(),
                 &decision.status,
             )?;
         }
