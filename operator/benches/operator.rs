@@ -214,7 +214,9 @@ fn tokio_stream_from(
 async fn finish_through_pod(client: &Client, ns: &str, job: &str) {
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
     let name = format!("{job}-bench");
-    let body = json!({"metadata": {"name": name, "labels": {"batch.kubernetes.io/job-name": job}},
+    // Labelled like the Job controller's pods, so the operator's pod watch sees it.
+    let body = json!({"metadata": {"name": name, "labels": {"batch.kubernetes.io/job-name": job,
+            "app.kubernetes.io/managed-by": "tributary-operator"}},
         "spec": {"restartPolicy": "Never", "automountServiceAccountToken": false,
                  "containers": [{"name": "runner", "image": "tributary-runner:bench"}]}});
     if pods

@@ -1,8 +1,12 @@
 //! Operator configuration: command-line flags, each also settable by an environment variable.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use clap::Parser;
+
+/// A node selector as the operator's flag gives it.
+pub type NodeSelector = BTreeMap<String, String>;
 
 /// How the operator runs. Every flag has an environment variable, for the Helm chart.
 #[derive(Clone, Debug, Parser)]
@@ -26,6 +30,11 @@ pub struct Config {
         default_value = "IfNotPresent"
     )]
     pub runner_image_pull_policy: String,
+    /// Node selector of every runner pod (task and connection check), as `key=value` pairs
+    /// separated by commas, e.g. `tributary.dev/pool=data`. A Pipeline that sets
+    /// `spec.runner.nodeSelector` replaces it for its tasks.
+    #[arg(long, env = "TRIBUTARY_RUNNER_NODE_SELECTOR", default_value = "", value_parser = parse_node_selector)]
+    pub runner_node_selector: NodeSelector,
     /// Only watch and act in this namespace (single-namespace mode, for a Role instead of a ClusterRole).
     #[arg(long, env = "TRIBUTARY_WATCH_NAMESPACE")]
     pub namespace: Option<String>,
@@ -90,5 +99,116 @@ impl Config {
             let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "tributary-operator".into());
             format!("{host}-{}", std::process::id())
         })
+    }
+}
+
+/// Parses `key=value[,key=value…]` (empty: no selector); keys and values must be valid
+/// label keys and values, or the operator refuses to start.
+pub fn parse_node_selector(text: &str) -> Result<NodeSelector, String> {
+    let mut selector = NodeSelector::new();
+    for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (key, value) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("{pair:?} is not key=value"))?;
+        let (key, value) = (key.trim(), value.trim());
+        if !valid_label_key(key) {
+            return Err(format!("{key:?} is not a valid label key"));
+        }
+        if !valid_label_value(value) {
+            return Err(format!("{value:?} (of {key}) is not a valid label value"));
+        }
+        if selector
+            .insert(key.to_string(), value.to_string())
+            .is_some()
+        {
+            return Err(format!("{key} is given twice"));
+        }
+    }
+    Ok(selector)
+}
+
+/// `[prefix/]name`: a DNS subdomain prefix and a name of up to 63 characters.
+fn valid_label_key(key: &str) -> bool {
+    let (prefix, name) = match key.rsplit_once('/') {
+        Some((prefix, name)) => (Some(prefix), name),
+        None => (None, key),
+    };
+    let prefix_ok = prefix.is_none_or(|p| {
+        !p.is_empty()
+            && p.len() <= 253
+            && p.split('.').all(|part| {
+                !part.is_empty()
+                    && part
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                    && !part.starts_with('-')
+                    && !part.ends_with('-')
+            })
+    });
+    prefix_ok && !name.is_empty() && valid_label_value(name)
+}
+
+/// Up to 63 characters of `[A-Za-z0-9._-]`, starting and ending alphanumeric (or empty).
+fn valid_label_value(value: &str) -> bool {
+    value.len() <= 63
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && value
+            .bytes()
+            .next()
+            .is_none_or(|b| b.is_ascii_alphanumeric())
+        && value
+            .bytes()
+            .last()
+            .is_none_or(|b| b.is_ascii_alphanumeric())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_selector_is_read_from_comma_separated_pairs() {
+        let selector = parse_node_selector("tributary.dev/pool=data, zone=eu-1").unwrap();
+        assert_eq!(selector["tributary.dev/pool"], "data");
+        assert_eq!(selector["zone"], "eu-1");
+        assert!(parse_node_selector("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_malformed_node_selector_is_refused_with_the_offending_part() {
+        assert!(
+            parse_node_selector("pool")
+                .unwrap_err()
+                .contains("\"pool\" is not key=value")
+        );
+        assert!(
+            parse_node_selector("Bad_Prefix/x=1")
+                .unwrap_err()
+                .contains("label key")
+        );
+        assert!(
+            parse_node_selector("pool=-x")
+                .unwrap_err()
+                .contains("label value")
+        );
+        assert!(
+            parse_node_selector("a=1,a=2")
+                .unwrap_err()
+                .contains("twice")
+        );
+    }
+
+    #[test]
+    fn the_node_selector_flag_reaches_the_configuration() {
+        let config =
+            Config::try_parse_from(["tributary-operator", "--runner-node-selector", "pool=data"])
+                .unwrap();
+        assert_eq!(config.runner_node_selector["pool"], "data");
+        let error = Config::try_parse_from(["tributary-operator", "--runner-node-selector", "x"])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("--runner-node-selector"), "{error}");
     }
 }

@@ -409,6 +409,7 @@ mod tests {
                         .json(),
                 ),
                 exit_code: Some(0),
+                finished_at: None,
             }),
         };
         let d = decide(&view(&ds), &[check], &[], now);
@@ -442,6 +443,7 @@ mod tests {
                         .json(),
                 ),
                 exit_code: Some(75),
+                finished_at: None,
             }),
         };
         let d = decide(&view(&ds), &[check], &[], now);

@@ -356,6 +356,7 @@ impl JobsBuilder {
             Some(PodResult {
                 message: Some(result),
                 exit_code: Some(0),
+                finished_at: None,
             }),
         )
     }
@@ -375,6 +376,7 @@ impl JobsBuilder {
             Some(PodResult {
                 message: Some("connection refused".into()),
                 exit_code: Some(75),
+                finished_at: None,
             }),
         )
     }

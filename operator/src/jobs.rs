@@ -32,6 +32,8 @@ pub struct PodSettings {
     pub host_network: bool,
     pub job_ttl_seconds: i32,
     pub check_job_ttl_seconds: i32,
+    /// Node selector of runner pods unless a Pipeline sets its own.
+    pub node_selector: BTreeMap<String, String>,
 }
 
 impl Default for PodSettings {
@@ -42,6 +44,7 @@ impl Default for PodSettings {
             host_network: false,
             job_ttl_seconds: 86_400,
             check_job_ttl_seconds: 3_600,
+            node_selector: BTreeMap::new(),
         }
     }
 }
@@ -237,7 +240,12 @@ fn pod_spec(
         dns_policy: settings
             .host_network
             .then(|| "ClusterFirstWithHostNet".to_string()),
-        node_selector: (!overrides.node_selector.is_empty()).then_some(overrides.node_selector),
+        node_selector: Some(if overrides.node_selector.is_empty() {
+            settings.node_selector.clone()
+        } else {
+            overrides.node_selector
+        })
+        .filter(|selector| !selector.is_empty()),
         tolerations: (!overrides.tolerations.is_empty()).then_some(overrides.tolerations),
         priority_class_name: overrides.priority_class_name,
         security_context: Some(PodSecurityContext {
@@ -307,6 +315,10 @@ mod tests {
     use crate::fixtures::{a_data_source, a_pipeline, a_task_input};
 
     fn rendered() -> Job {
+        rendered_with(None, &PodSettings::default())
+    }
+
+    fn rendered_with(overrides: Option<&RunnerPodOverrides>, settings: &PodSettings) -> Job {
         let pipeline = a_pipeline().diamond().build();
         let task = &pipeline.spec.tasks[0];
         let input = a_task_input(
@@ -328,11 +340,36 @@ mod tests {
                 task,
                 timeout_seconds: 600,
                 input: &input,
-                overrides: None,
+                overrides,
                 container_args: vec![],
             },
-            &PodSettings::default(),
+            settings,
         )
+    }
+
+    fn node_selector(job: &Job) -> Option<BTreeMap<String, String>> {
+        job.spec.clone()?.template.spec?.node_selector
+    }
+
+    #[test]
+    fn the_operators_node_selector_applies_unless_the_pipeline_sets_its_own() {
+        let settings = PodSettings {
+            node_selector: BTreeMap::from([("pool".to_string(), "data".to_string())]),
+            ..PodSettings::default()
+        };
+        assert_eq!(node_selector(&rendered()), None);
+        assert_eq!(
+            node_selector(&rendered_with(None, &settings)),
+            Some(settings.node_selector.clone())
+        );
+        let own = RunnerPodOverrides {
+            node_selector: BTreeMap::from([("zone".to_string(), "eu".to_string())]),
+            ..Default::default()
+        };
+        assert_eq!(
+            node_selector(&rendered_with(Some(&own), &settings)),
+            Some(own.node_selector.clone())
+        );
     }
 
     #[test]

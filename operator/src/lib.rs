@@ -2,11 +2,12 @@
 //! connection checks, writing status, lineage and Events back.
 //!
 //! Decisions live in modules without I/O (`pipeline`, `datasource`, `jobs`, `observe`,
-//! `conditions`, `budget`), unit tested from fixtures; `controller`, `leader`, `server`,
+//! `conditions`, `budget`, `cached`, `results`), unit tested from fixtures; `controller`, `leader`, `server`,
 //! `ratelimit` and `apicalls` are the thin shells that talk to the API server.
 
 pub mod apicalls;
 pub mod budget;
+pub mod cached;
 pub mod conditions;
 pub mod config;
 pub mod controller;
@@ -19,6 +20,7 @@ pub mod metrics;
 pub mod observe;
 pub mod pipeline;
 pub mod ratelimit;
+pub mod results;
 pub mod server;
 pub mod time;
 

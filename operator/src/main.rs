@@ -114,6 +114,7 @@ async fn main() -> anyhow::Result<()> {
             host_network: config.host_network,
             job_ttl_seconds: config.job_ttl_seconds,
             check_job_ttl_seconds: config.check_job_ttl_seconds,
+            node_selector: config.runner_node_selector.clone(),
         },
         concurrency: config.concurrency,
         task_start_events: config.task_start_events,

@@ -23,6 +23,12 @@ pub struct ErrorLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReadLabels {
+    /// `watch` (the pod watch knew) or `list` (asked the API server).
+    pub source: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
     pub outcome: String,
 }
@@ -54,6 +60,7 @@ pub struct Metrics {
     pub dispatch_latency: Histogram,
     pub leader: Gauge,
     pub kube_requests: Family<RequestLabels, Counter>,
+    pub pod_result_reads: Family<ReadLabels, Counter>,
 }
 
 fn latency_buckets() -> impl Iterator<Item = f64> {
@@ -129,6 +136,12 @@ impl Default for Metrics {
             "Requests sent to the API server, by verb and resource",
             kube_requests.clone(),
         );
+        let pod_result_reads = Family::<ReadLabels, Counter>::default();
+        registry.register(
+            "pod_result_reads",
+            "Runner results of finished Jobs read, by source (the pod watch, or a list request)",
+            pod_result_reads.clone(),
+        );
         Metrics {
             registry: Arc::new(registry),
             reconciles,
@@ -141,6 +154,7 @@ impl Default for Metrics {
             dispatch_latency,
             leader,
             kube_requests,
+            pod_result_reads,
         }
     }
 }

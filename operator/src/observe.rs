@@ -2,12 +2,13 @@
 //! check, turned into the core's `JobObservation`.
 
 use chrono::{DateTime, Utc};
-use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::batch::v1::{Job, JobStatus};
+use k8s_openapi::api::core::v1::{Pod, PodStatus};
 use tributary_core::lineage::{Outcome, TaskResult, outcome_of_exit_code};
 use tributary_core::naming::{LABEL_ATTEMPT, LABEL_RUN, LABEL_TASK};
 use tributary_core::plan::{JobObservation, truncate};
 
+use crate::cached::CachedJob;
 use crate::jobs::CONTAINER;
 use crate::time::to_chrono;
 
@@ -44,8 +45,15 @@ pub struct TaskJobFacts {
 
 /// The state of a Job from its `Complete`/`Failed` conditions.
 pub fn job_state(job: &Job) -> JobState {
-    let status = job.status.clone().unwrap_or_default();
-    for condition in status.conditions.unwrap_or_default() {
+    job_state_of(job.status.as_ref())
+}
+
+/// The state of a Job from the `Complete`/`Failed` conditions of its status.
+pub fn job_state_of(status: Option<&JobStatus>) -> JobState {
+    let Some(status) = status else {
+        return JobState::Active;
+    };
+    for condition in status.conditions.iter().flatten() {
         if condition.status != "True" {
             continue;
         }
@@ -60,8 +68,15 @@ pub fn job_state(job: &Job) -> JobState {
             "Failed" => {
                 return JobState::Failed {
                     at,
-                    reason: condition.reason.unwrap_or_default(),
-                    message: condition.message.unwrap_or_default(),
+                    reason: condition.reason.clone().unwrap_or_default(),
+                    // Only its first words reach status; a cached Job keeps no more.
+                    message: condition
+                        .message
+                        .as_deref()
+                        .unwrap_or_default()
+                        .chars()
+                        .take(200)
+                        .collect(),
                 };
             }
             _ => {}
@@ -71,14 +86,14 @@ pub fn job_state(job: &Job) -> JobState {
 }
 
 /// Labels and state of a task Job; `None` for a Job without the task labels.
-pub fn task_job_facts(job: &Job) -> Option<TaskJobFacts> {
+pub fn task_job_facts(job: &CachedJob) -> Option<TaskJobFacts> {
     let labels = job.metadata.labels.as_ref()?;
     Some(TaskJobFacts {
         name: job.metadata.name.clone()?,
         run: labels.get(LABEL_RUN)?.clone(),
         task: labels.get(LABEL_TASK)?.clone(),
         attempt: labels.get(LABEL_ATTEMPT)?.parse().ok()?,
-        state: job_state(job),
+        state: job.state.clone(),
     })
 }
 
@@ -88,26 +103,33 @@ pub struct PodResult {
     /// The termination message (the runner's JSON result, or a log tail when it died first).
     pub message: Option<String>,
     pub exit_code: Option<i32>,
+    /// When the container terminated: of several pods of one Job, the latest counts.
+    pub finished_at: Option<DateTime<Utc>>,
 }
 
 /// The result of the most recently terminated runner container among a Job's pods.
 pub fn pod_result(pods: &[Pod]) -> Option<PodResult> {
-    pods.iter()
-        .filter_map(|pod| {
-            let statuses = pod.status.as_ref()?.container_statuses.as_ref()?;
-            let status = statuses.iter().find(|s| s.name == CONTAINER)?;
-            let terminated = status.state.as_ref()?.terminated.as_ref()?;
-            let finished = terminated.finished_at.as_ref().map(to_chrono);
-            Some((
-                finished,
-                PodResult {
-                    message: terminated.message.clone().filter(|m| !m.trim().is_empty()),
-                    exit_code: Some(terminated.exit_code),
-                },
-            ))
-        })
-        .max_by_key(|(finished, _)| *finished)
-        .map(|(_, result)| result)
+    latest(
+        pods.iter()
+            .filter_map(|pod| pod_result_of(pod.status.as_ref()?)),
+    )
+}
+
+/// The most recently finished of several pods' results.
+pub fn latest(results: impl Iterator<Item = PodResult>) -> Option<PodResult> {
+    results.max_by_key(|result| result.finished_at)
+}
+
+/// What the runner container of one pod left behind, if it terminated.
+pub fn pod_result_of(status: &PodStatus) -> Option<PodResult> {
+    let statuses = status.container_statuses.as_ref()?;
+    let status = statuses.iter().find(|s| s.name == CONTAINER)?;
+    let terminated = status.state.as_ref()?.terminated.as_ref()?;
+    Some(PodResult {
+        message: terminated.message.clone().filter(|m| !m.trim().is_empty()),
+        exit_code: Some(terminated.exit_code),
+        finished_at: terminated.finished_at.as_ref().map(to_chrono),
+    })
 }
 
 /// The runner's result, when the termination message is one.
@@ -209,6 +231,7 @@ mod tests {
         let result = PodResult {
             message: Some(a_result(Outcome::Succeeded).rows(42).json()),
             exit_code: Some(0),
+            finished_at: None,
         };
         let (obs, parsed) = observation(
             &JobState::Complete {
@@ -254,6 +277,7 @@ mod tests {
                     .json(),
             ),
             exit_code: Some(65),
+            finished_at: None,
         };
         let (obs, _) = observation(
             &JobState::Failed {
@@ -274,6 +298,7 @@ mod tests {
         let result = PodResult {
             message: Some("\npanic: boom\nline two\nline three".into()),
             exit_code: Some(65),
+            finished_at: None,
         };
         let (obs, _) = observation(
             &JobState::Failed {

@@ -167,6 +167,17 @@ async fn a_diamond_dag_runs_in_dag_order_and_reports_status_lineage_and_events_w
         dispatched, 3.0,
         "b, c and d were dispatched after their dependencies"
     );
+    // Runner results came from the pod watch (a list only when the watch could not tell).
+    let reads = |source: &str| {
+        let prefix = format!("tributary_pod_result_reads_total{{source=\"{source}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    assert!(reads("watch") >= 1.0, "{metrics}");
+    assert!(reads("watch") + reads("list") >= 4.0, "{metrics}");
     h.kill_operator();
     let logs = h.logs();
     assert!(logs.contains("created Job"), "operator logs are captured");

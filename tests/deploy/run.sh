@@ -223,6 +223,7 @@ operator_needs() {
   allow "$who" create jobs.batch "$@"
   allow "$who" delete jobs.batch "$@"
   allow "$who" list pods "$@"
+  allow "$who" watch pods "$@"
   allow "$who" create events.events.k8s.io "$@"
 }
 

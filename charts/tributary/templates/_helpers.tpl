@@ -96,3 +96,15 @@ metadata:
     {{- end }}
   {{- end }}
 {{- end }}
+
+{{/*
+A node selector map as the operator's --runner-node-selector flag: key=value pairs, comma
+separated, in key order (stable across renders, so no Deployment rollout without a change).
+*/}}
+{{- define "tributary.nodeSelectorFlag" -}}
+{{- $pairs := list }}
+{{- range $key := keys . | sortAlpha }}
+{{- $pairs = append $pairs (printf "%s=%s" $key (index $ $key)) }}
+{{- end }}
+{{- join "," $pairs }}
+{{- end }}

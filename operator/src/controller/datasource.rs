@@ -19,7 +19,6 @@ use crate::datasource::{
 };
 use crate::error::{Error, Result};
 use crate::metrics::ControllerLabels;
-use crate::observe::job_state;
 
 const CONTROLLER: &str = "datasource";
 
@@ -68,7 +67,7 @@ async fn reconcile_inner(ds: &DataSource, ctx: &Context) -> Result<Action> {
         let (Some(generation), Some(round)) = (parse(LABEL_GENERATION), parse(LABEL_ROUND)) else {
             continue;
         };
-        let state = job_state(&job);
+        let state = job.state.clone();
         let result =
             if state.is_finished() && generation as i64 == ds.metadata.generation.unwrap_or(1) {
                 ctx.job_result(&job).await?

@@ -9,23 +9,23 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::{StreamExt, future};
-use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Pod;
-use kube::api::ListParams;
+use futures::{StreamExt, TryStreamExt, future};
+use kube::api::{ListParams, VersionMatch};
 use kube::runtime::controller::{self, Controller};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 use serde::de::DeserializeOwned;
 use tributary_core::api::{DataSource, Pipeline};
-use tributary_core::naming::{LABEL_DATASOURCE, LABEL_PIPELINE};
+use tributary_core::naming::{LABEL_DATASOURCE, LABEL_MANAGED_BY, LABEL_PIPELINE};
 
+use crate::cached::{CachedJob, RunnerPod, resource_version};
 use crate::error::{Error, Result};
 use crate::events::Publisher;
 use crate::jobs::PodSettings;
-use crate::metrics::{ErrorLabels, Metrics};
-use crate::observe::{PodResult, pod_result};
+use crate::metrics::{ErrorLabels, Metrics, ReadLabels};
+use crate::observe::{PodResult, latest};
+use crate::results::{Lookup, ResultIndex};
 
 /// Shared state of both controllers.
 pub struct Context {
@@ -36,8 +36,12 @@ pub struct Context {
     pub task_start_events: bool,
     pub pipelines: Store<Pipeline>,
     pub data_sources: Store<DataSource>,
-    pub task_jobs: Store<Job>,
-    pub check_jobs: Store<Job>,
+    pub task_jobs: Store<CachedJob>,
+    pub check_jobs: Store<CachedJob>,
+    /// Runner results as the pod watch delivered them.
+    pod_results: Arc<Mutex<ResultIndex>>,
+    /// The highest resourceVersion the pod watch reflects, for reads waiting on it.
+    pod_progress: tokio::sync::watch::Receiver<u64>,
     memory: Mutex<Memory>,
 }
 
@@ -71,6 +75,12 @@ struct Written {
 
 const MEMORY_LIMIT: usize = 50_000;
 const RESULTS_LIMIT: usize = 512;
+/// Jobs whose pod results the pod watch keeps (a result is up to 4 KiB, typically ~0.5):
+/// enough for every Job finishing between two reconciles of its Pipeline.
+const POD_RESULTS_LIMIT: usize = 4_096;
+/// How long a result read waits for the pod watch to catch up with a finished Job before
+/// asking the API server: under load the watch is a few milliseconds behind.
+const POD_WATCH_GRACE: Duration = Duration::from_millis(250);
 
 /// Least time between two status writes of one Pipeline while its run merely progresses:
 /// a layer of tasks finishing one by one becomes one write instead of one per task, which
@@ -217,24 +227,75 @@ impl Context {
         memory.created.insert(key, Instant::now());
     }
 
-    /// The result of a finished Job's runner container, from its pods (cached by Job uid).
-    async fn job_result(&self, job: &Job) -> Result<Option<PodResult>> {
+    /// The result of a finished Job's runner container: from the pod watch, or when it
+    /// cannot tell, from the API server's watch cache at the Job's version.
+    async fn job_result(&self, job: &CachedJob) -> Result<Option<PodResult>> {
         let uid = job.uid().unwrap_or_default();
         if let Some(result) = self.memory.lock().expect("memory lock").results.get(&uid) {
             return Ok(result.clone());
         }
         let namespace = job.namespace().unwrap_or_default();
-        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &namespace);
-        // A quorum read: a read from the API server's watch cache (at least as new as the
-        // finished Job) lost runner results in the integration tests, so it is not used.
+        let job_key = key(&namespace, &job.name_any());
+        let job_rv = resource_version(&job.metadata);
+        let lookup = || {
+            self.pod_results
+                .lock()
+                .expect("pod results lock")
+                .lookup(&job_key, &uid, job_rv)
+        };
+        let mut found = lookup();
+        if found == Lookup::Unknown {
+            let mut progress = self.pod_progress.clone();
+            let caught_up = progress.wait_for(|rv| *rv >= job_rv);
+            if tokio::time::timeout(POD_WATCH_GRACE, caught_up)
+                .await
+                .is_ok()
+            {
+                found = lookup();
+            }
+        }
+        match found {
+            Lookup::Found(result) => {
+                self.metrics
+                    .pod_result_reads
+                    .get_or_create(&ReadLabels { source: "watch" })
+                    .inc();
+                return Ok(Some(result));
+            }
+            Lookup::Absent => {
+                self.metrics
+                    .pod_result_reads
+                    .get_or_create(&ReadLabels { source: "watch" })
+                    .inc();
+                return Ok(None);
+            }
+            Lookup::Unknown => {}
+        }
+        self.metrics
+            .pod_result_reads
+            .get_or_create(&ReadLabels { source: "list" })
+            .inc();
+        let pods: Api<RunnerPod> = Api::namespaced(self.client.clone(), &namespace);
+        // Served from the API server's watch cache, not etcd (which would scan every pod of
+        // the namespace): the runner terminated before the Job controller marked the Job
+        // finished, so any cache state at least as new as the finished Job shows it.
+        let mut params = ListParams::default()
+            .labels(&format!("batch.kubernetes.io/job-name={}", job.name_any()));
+        if job_rv > 0 {
+            params = params
+                .at(&job_rv.to_string())
+                .matching(VersionMatch::NotOlderThan);
+        }
         let list = pods
-            .list(
-                &ListParams::default()
-                    .labels(&format!("batch.kubernetes.io/job-name={}", job.name_any())),
-            )
+            .list(&params)
             .await
             .map_err(Error::kube("list pods of a Job"))?;
-        let result = pod_result(&list.items);
+        let result = latest(
+            list.items
+                .into_iter()
+                .filter(|pod| pod.owner.as_deref().is_none_or(|o| o == uid))
+                .filter_map(|pod| pod.result),
+        );
         let mut memory = self.memory.lock().expect("memory lock");
         // Results are folded into status right away; the cache only spares repeated pod
         // lists while the watch catches up, so it stays small (messages are up to 4 KiB).
@@ -275,42 +336,6 @@ where
 
 fn key(namespace: &str, name: &str) -> String {
     format!("{namespace}/{name}")
-}
-
-/// Drops what the caches never read (managed fields, pod templates, annotations, labels
-/// other than the operator's own) so that 20,000 Jobs fit in a few tens of MiB.
-fn strip_job(job: &mut Job) {
-    job.metadata.managed_fields = None;
-    job.metadata.annotations = None;
-    job.metadata.finalizers = None;
-    job.metadata.generate_name = None;
-    job.metadata.creation_timestamp = None;
-    if let Some(labels) = job.metadata.labels.as_mut() {
-        labels.retain(|k, _| k.starts_with("tributary.dev/"));
-    }
-    job.spec = None;
-    if let Some(status) = job.status.as_mut() {
-        // Only the terminal conditions are read.
-        *status = k8s_openapi::api::batch::v1::JobStatus {
-            conditions: status.conditions.take(),
-            completion_time: status.completion_time.take(),
-            ..Default::default()
-        };
-        if let Some(conditions) = status.conditions.as_mut() {
-            conditions
-                .retain(|c| c.status == "True" && (c.type_ == "Complete" || c.type_ == "Failed"));
-            for c in conditions.iter_mut() {
-                c.last_probe_time = None;
-                if c.type_ == "Complete" {
-                    // Only a failure's reason and message are read.
-                    c.reason = None;
-                    c.message = None;
-                } else {
-                    c.message = c.message.take().map(|m| m.chars().take(200).collect());
-                }
-            }
-        }
-    }
 }
 
 fn strip_meta<K: kube::Resource>(object: &mut K) {
@@ -375,26 +400,34 @@ pub async fn run(
     // Task Jobs and check Jobs: separate label-selected watches, stripped before caching.
     // Driven by their own tasks (not by the controllers), so a reconcile waiting for a
     // cache to fill can never hold up the stream that fills it.
-    let (task_jobs, task_job_writer) = reflector::store_shared::<Job>(4096);
+    let (task_jobs, task_job_writer) = reflector::store_shared::<CachedJob>(4096);
     let task_job_events = task_job_writer.subscribe().expect("shared store");
     let task_job_reflector = watcher(
-        api::<Job>(&client, ns),
+        api::<CachedJob>(&client, ns),
         watcher::Config::default().labels(LABEL_PIPELINE),
     )
     .default_backoff()
-    .modify(strip_job)
     .reflect_shared(task_job_writer)
     .for_each(|_| future::ready(()));
-    let (check_jobs, check_job_writer) = reflector::store_shared::<Job>(1024);
+    let (check_jobs, check_job_writer) = reflector::store_shared::<CachedJob>(1024);
     let check_job_events = check_job_writer.subscribe().expect("shared store");
     let check_job_reflector = watcher(
-        api::<Job>(&client, ns),
+        api::<CachedJob>(&client, ns),
         watcher::Config::default().labels(LABEL_DATASOURCE),
     )
     .default_backoff()
-    .modify(strip_job)
     .reflect_shared(check_job_writer)
     .for_each(|_| future::ready(()));
+
+    // Runner pods: no cache of pods, only the results of terminated runner containers, so
+    // that a finished Job's result costs no request.
+    let pod_results = Arc::new(Mutex::new(ResultIndex::new(POD_RESULTS_LIMIT)));
+    let (progress_tx, pod_progress) = tokio::sync::watch::channel(0u64);
+    let pod_watch = watch_pod_results(
+        api::<RunnerPod>(&client, ns),
+        pod_results.clone(),
+        progress_tx,
+    );
 
     let context = Arc::new(Context {
         client: client.clone(),
@@ -406,6 +439,8 @@ pub async fn run(
         data_sources: data_sources.clone(),
         task_jobs: task_jobs.clone(),
         check_jobs: check_jobs.clone(),
+        pod_results,
+        pod_progress,
         memory: Mutex::new(Memory::default()),
     });
 
@@ -490,11 +525,53 @@ pub async fn run(
             _ = ds_reflector => {},
             _ = task_job_reflector => {},
             _ = check_job_reflector => {},
+            _ = pod_watch => {},
         }
     };
     tokio::select! {
         _ = async { tokio::join!(pipeline_controller, ds_controller, readiness) } => {},
         _ = reflectors => {},
+    }
+}
+
+/// Feeds `index` from a watch on the operator's runner pods (task and check pods carry
+/// `app.kubernetes.io/managed-by`) and publishes how far it got.
+async fn watch_pod_results(
+    pods: Api<RunnerPod>,
+    index: Arc<Mutex<ResultIndex>>,
+    progress: tokio::sync::watch::Sender<u64>,
+) {
+    let selector = format!("{LABEL_MANAGED_BY}={}", crate::MANAGED_BY);
+    let stream = watcher(pods, watcher::Config::default().labels(&selector)).default_backoff();
+    futures::pin_mut!(stream);
+    loop {
+        let event = match stream.try_next().await {
+            Ok(Some(event)) => event,
+            Ok(None) => return,
+            Err(err) => {
+                tracing::debug!(error = %err, "pod watch");
+                continue;
+            }
+        };
+        let seen = {
+            let mut index = index.lock().expect("pod results lock");
+            match event {
+                watcher::Event::Init => index.relist_started(),
+                watcher::Event::InitApply(pod) => index.apply(pod.change(), true),
+                watcher::Event::InitDone => index.relist_done(),
+                watcher::Event::Apply(pod) => index.apply(pod.change(), false),
+                watcher::Event::Delete(pod) => {
+                    let change = pod.change();
+                    index.delete(change.job_key.as_deref(), &change.pod_uid, change.rv)
+                }
+            }
+            index.seen_rv()
+        };
+        progress.send_if_modified(|rv| {
+            let changed = *rv != seen;
+            *rv = seen;
+            changed
+        });
     }
 }
 

@@ -16,6 +16,7 @@ use tributary_core::api::{Pipeline, PipelineStatus};
 use tributary_core::naming::{LABEL_PIPELINE, label_value};
 
 use super::{Context, apply_status, key};
+use crate::cached::CachedJob;
 use crate::error::{Error, Result};
 use crate::metrics::{ControllerLabels, OutcomeLabels, TriggerLabels};
 use crate::observe::PodResult;
@@ -78,7 +79,7 @@ async fn reconcile_inner(pipeline: &Pipeline, ctx: &Context) -> Result<Action> {
         .collect();
 
     let label = label_value(&name);
-    let jobs: Vec<Arc<Job>> = ctx
+    let jobs: Vec<Arc<CachedJob>> = ctx
         .task_jobs
         .state()
         .into_iter()
@@ -93,7 +94,7 @@ async fn reconcile_inner(pipeline: &Pipeline, ctx: &Context) -> Result<Action> {
     let needed = results_needed(&status, &facts);
     // Pod results of a layer's finished Jobs, fetched concurrently: read one after the other
     // they would delay the dependents' Jobs by one round trip each.
-    let to_read: Vec<Arc<Job>> = jobs
+    let to_read: Vec<Arc<CachedJob>> = jobs
         .iter()
         .filter(|j| {
             needed
@@ -277,7 +278,7 @@ async fn reconcile_inner(pipeline: &Pipeline, ctx: &Context) -> Result<Action> {
 }
 
 /// The pod result of one finished Job, by Job name.
-async fn read_result(ctx: &Context, job: Arc<Job>) -> (String, Result<Option<PodResult>>) {
+async fn read_result(ctx: &Context, job: Arc<CachedJob>) -> (String, Result<Option<PodResult>>) {
     (job.name_any(), ctx.job_result(&job).await)
 }
 

@@ -163,6 +163,10 @@ impl Harness {
                     .unwrap_or_else(|| format!("test-operator-{}", self.starts)),
                 "--runner-image",
                 "tributary-runner:test",
+                // This harness plays the kubelet: a kubelet the stack runs must never start
+                // (and then overwrite the status of) a test's pods.
+                "--runner-node-selector",
+                "tributary.dev/test=no-such-node",
             ])
             .args(&self.extra_args)
             .env("RUST_LOG", "info")
@@ -393,7 +397,8 @@ impl Harness {
             None => {
                 // No Job controller: stand in for it with a pod of our own.
                 let name = format!("{job}-harness");
-                let body = json!({"metadata": {"name": name, "labels": {"batch.kubernetes.io/job-name": job}},
+                let body = json!({"metadata": {"name": name, "labels": {"batch.kubernetes.io/job-name": job,
+                        "app.kubernetes.io/managed-by": "tributary-operator"}},
                     "spec": {"restartPolicy": "Never", "automountServiceAccountToken": false,
                              "containers": [{"name": "runner", "image": "tributary-runner:test"}]}});
                 pods.create(

@@ -1,0 +1,239 @@
+//! The shapes in which the operator caches Jobs and reads pods: only the fields decisions
+//! use, decoded straight from the API server's JSON (a `k8s_openapi` `Job` is 2.6 KB before
+//! its first heap allocation, and its pod template carries the whole runner input).
+
+use std::borrow::Cow;
+
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::batch::v1::JobStatus;
+use k8s_openapi::api::core::v1::PodStatus;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde::Deserialize;
+
+use crate::observe::{JobState, PodResult, job_state_of, pod_result_of};
+use crate::results::PodChange;
+
+/// A Job as the caches hold it: identity, owner, the operator's own labels and its state.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(from = "JobWire")]
+pub struct CachedJob {
+    pub metadata: ObjectMeta,
+    pub state: JobState,
+}
+
+#[derive(Deserialize)]
+struct JobWire {
+    metadata: ObjectMeta,
+    #[serde(default)]
+    status: Option<JobStatus>,
+}
+
+impl From<JobWire> for CachedJob {
+    fn from(wire: JobWire) -> Self {
+        let state = job_state_of(wire.status.as_ref());
+        CachedJob {
+            metadata: lean_metadata(wire.metadata),
+            state,
+        }
+    }
+}
+
+/// Keeps what the reconcilers read: name, namespace, uid, resourceVersion, owner
+/// references, deletion mark, and the `tributary.dev/` labels.
+fn lean_metadata(meta: ObjectMeta) -> ObjectMeta {
+    let labels = meta.labels.map(|mut labels| {
+        labels.retain(|k, _| k.starts_with("tributary.dev/"));
+        labels
+    });
+    ObjectMeta {
+        name: meta.name,
+        namespace: meta.namespace,
+        uid: meta.uid,
+        resource_version: meta.resource_version,
+        owner_references: meta.owner_references,
+        deletion_timestamp: meta.deletion_timestamp,
+        generation: meta.generation,
+        labels,
+        ..Default::default()
+    }
+}
+
+/// A runner pod as the pod watch reads it: which Job it belongs to and what its runner
+/// container left behind, if it terminated.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(from = "PodWire")]
+pub struct RunnerPod {
+    pub metadata: ObjectMeta,
+    /// The Job (`batch.kubernetes.io/job-name`), if the pod has one.
+    pub job: Option<String>,
+    /// The uid of the Job in the pod's owner references.
+    pub owner: Option<String>,
+    pub result: Option<PodResult>,
+}
+
+impl RunnerPod {
+    /// The change the result index takes in.
+    pub fn change(&self) -> PodChange {
+        let namespace = self.metadata.namespace.as_deref().unwrap_or_default();
+        PodChange {
+            job_key: self.job.as_ref().map(|job| format!("{namespace}/{job}")),
+            owner: self.owner.clone(),
+            pod_uid: self.metadata.uid.clone().unwrap_or_default(),
+            rv: resource_version(&self.metadata),
+            result: self.result.clone(),
+        }
+    }
+}
+
+/// The resourceVersion of an object as a number (0 if it is not one).
+pub fn resource_version(meta: &ObjectMeta) -> u64 {
+    meta.resource_version
+        .as_deref()
+        .and_then(|rv| rv.parse().ok())
+        .unwrap_or(0)
+}
+
+#[derive(Deserialize)]
+struct PodWire {
+    metadata: ObjectMeta,
+    #[serde(default)]
+    status: Option<PodStatus>,
+}
+
+impl From<PodWire> for RunnerPod {
+    fn from(wire: PodWire) -> Self {
+        let job = wire
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("batch.kubernetes.io/job-name"))
+            .cloned();
+        let owner = wire
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .find(|o| o.kind == "Job")
+            .map(|o| o.uid.clone());
+        RunnerPod {
+            result: wire.status.as_ref().and_then(pod_result_of),
+            job,
+            owner,
+            metadata: ObjectMeta {
+                name: wire.metadata.name,
+                namespace: wire.metadata.namespace,
+                uid: wire.metadata.uid,
+                resource_version: wire.metadata.resource_version,
+                ..Default::default()
+            },
+        }
+    }
+}
+
+macro_rules! namespaced_resource {
+    ($type:ty, $group:literal, $version:literal, $kind:literal, $plural:literal) => {
+        impl kube::Resource for $type {
+            type DynamicType = ();
+            type Scope = NamespaceResourceScope;
+
+            fn kind(_: &()) -> Cow<'_, str> {
+                Cow::Borrowed($kind)
+            }
+            fn group(_: &()) -> Cow<'_, str> {
+                Cow::Borrowed($group)
+            }
+            fn version(_: &()) -> Cow<'_, str> {
+                Cow::Borrowed($version)
+            }
+            fn plural(_: &()) -> Cow<'_, str> {
+                Cow::Borrowed($plural)
+            }
+            fn meta(&self) -> &ObjectMeta {
+                &self.metadata
+            }
+            fn meta_mut(&mut self) -> &mut ObjectMeta {
+                &mut self.metadata
+            }
+        }
+    };
+}
+
+namespaced_resource!(CachedJob, "batch", "v1", "Job", "jobs");
+namespaced_resource!(RunnerPod, "", "v1", "Pod", "pods");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::Resource;
+    use serde_json::json;
+
+    #[test]
+    fn a_cached_job_keeps_identity_owner_labels_and_state_but_not_the_pod_template() {
+        let job: CachedJob = serde_json::from_value(json!({
+            "apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": "retail-g1-load-1", "namespace": "shop", "uid": "u1",
+                "resourceVersion": "42",
+                "labels": {"tributary.dev/pipeline": "retail", "batch.kubernetes.io/job-name": "x"},
+                "annotations": {"a": "b"},
+                "ownerReferences": [{"apiVersion": "tributary.dev/v1alpha1", "kind": "Pipeline",
+                    "name": "retail", "uid": "p1", "controller": true}],
+                "managedFields": [{"manager": "tributary-operator"}]},
+            "spec": {"template": {"spec": {"containers": [{"name": "runner",
+                "env": [{"name": "TRIBUTARY_INPUT", "value": "{}"}]}]}}},
+            "status": {"conditions": [{"type": "Complete", "status": "True",
+                "lastTransitionTime": "2026-12-01T10:00:00Z"}]}
+        }))
+        .unwrap();
+        assert_eq!(job.metadata.name.as_deref(), Some("retail-g1-load-1"));
+        assert_eq!(job.metadata.resource_version.as_deref(), Some("42"));
+        assert_eq!(job.metadata.owner_references.as_ref().unwrap()[0].uid, "p1");
+        assert_eq!(
+            job.metadata
+                .labels
+                .as_ref()
+                .unwrap()
+                .keys()
+                .collect::<Vec<_>>(),
+            vec!["tributary.dev/pipeline"]
+        );
+        assert!(job.metadata.annotations.is_none() && job.metadata.managed_fields.is_none());
+        assert!(job.state.is_finished());
+        assert_eq!(CachedJob::plural(&()), "jobs");
+        assert_eq!(CachedJob::api_version(&()), "batch/v1");
+    }
+
+    #[test]
+    fn a_runner_pod_names_its_job_and_carries_the_termination_message() {
+        let pod: RunnerPod = serde_json::from_value(json!({
+            "metadata": {"name": "retail-g1-load-1-abcde", "namespace": "shop", "uid": "u2",
+                "resourceVersion": "50", "labels": {"batch.kubernetes.io/job-name": "retail-g1-load-1"},
+                "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": "retail-g1-load-1",
+                    "uid": "job-uid"}]},
+            "spec": {"containers": [{"name": "runner"}]},
+            "status": {"containerStatuses": [{"name": "runner", "image": "i", "imageID": "",
+                "ready": false, "restartCount": 0,
+                "state": {"terminated": {"exitCode": 0, "message": "{\"outcome\":\"succeeded\"}",
+                    "finishedAt": "2026-12-01T10:00:00Z"}}}]}
+        }))
+        .unwrap();
+        assert_eq!(pod.job.as_deref(), Some("retail-g1-load-1"));
+        let change = pod.change();
+        assert_eq!(change.job_key.as_deref(), Some("shop/retail-g1-load-1"));
+        assert_eq!(change.owner.as_deref(), Some("job-uid"));
+        assert_eq!(change.rv, 50);
+        let result = pod.result.unwrap();
+        assert_eq!(result.exit_code, Some(0));
+        assert!(result.message.unwrap().contains("succeeded"));
+        assert_eq!(RunnerPod::api_version(&()), "v1");
+    }
+
+    #[test]
+    fn a_pod_still_running_has_no_result() {
+        let pod: RunnerPod = serde_json::from_value(json!({
+            "metadata": {"name": "p", "labels": {"batch.kubernetes.io/job-name": "j"}},
+            "status": {"phase": "Pending"}
+        }))
+        .unwrap();
+        assert!(pod.result.is_none());
+    }
+}
