@@ -374,10 +374,24 @@ fn sample(metrics: &str, name: &str) -> f64 {
 
 /// The operator's API requests by `verb resource`, from its `/metrics`.
 fn kube_requests(metrics_addr: &str) -> BTreeMap<String, f64> {
-    let mut out = BTreeMap::new();
+    by_request(&scrape(metrics_addr), "tributary_kube_requests_total")
+}
+
+/// Total seconds and count of the operator's API requests by `verb resource`.
+fn kube_request_seconds(metrics_addr: &str) -> (BTreeMap<String, f64>, BTreeMap<String, f64>) {
     let body = scrape(metrics_addr);
+    (
+        by_request(&body, "tributary_kube_request_duration_seconds_sum"),
+        by_request(&body, "tributary_kube_request_duration_seconds_count"),
+    )
+}
+
+/// The samples of `metric` (labelled by verb and resource) by `verb resource`.
+fn by_request(body: &str, metric: &str) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    let prefix = format!("{metric}{{");
     for line in body.lines() {
-        let Some(rest) = line.strip_prefix("tributary_kube_requests_total{") else {
+        let Some(rest) = line.strip_prefix(prefix.as_str()) else {
             continue;
         };
         let Some((labels, value)) = rest.split_once("} ") else {
@@ -646,6 +660,7 @@ async fn bench(client: Client, ns: String, base_ns: String, scale: Scale) {
     let rss_after_latency = rss_kib(pid, "VmRSS:");
     let rest = pipelines - latency_runs;
     let requests_before = kube_requests(&metrics_addr);
+    let seconds_before = kube_request_seconds(&metrics_addr);
     let load_at_start = load_average();
     let start = Instant::now();
     futures::stream::iter(0..rest)
@@ -656,6 +671,10 @@ async fn bench(client: Client, ns: String, base_ns: String, scale: Scale) {
         .max(start.elapsed());
     let operator_rate = (rest * tasks) as f64 / elapsed.as_secs_f64();
     let load_requests = diff(&kube_requests(&metrics_addr), &requests_before);
+    let seconds_after = kube_request_seconds(&metrics_addr);
+    let request_seconds = diff(&seconds_after.0, &seconds_before.0);
+    let request_counts = diff(&seconds_after.1, &seconds_before.1);
+    let final_metrics = scrape(&metrics_addr);
     let rss_after_load = rss_kib(pid, "VmRSS:");
     let load_at_end = load_average();
 
@@ -738,8 +757,29 @@ async fn bench(client: Client, ns: String, base_ns: String, scale: Scale) {
         total / jobs
     );
     for (what, count) in &load_requests {
-        println!("| - {what} per Job | {:.2} | |", count / jobs);
+        let mean_ms = request_seconds.get(what).copied().unwrap_or(f64::NAN)
+            / request_counts.get(what).copied().unwrap_or(f64::NAN)
+            * 1000.0;
+        println!(
+            "| - {what} per Job (mean response time) | {:.2} ({mean_ms:.0} ms) | |",
+            count / jobs
+        );
     }
+    println!(
+        "| runner results read from the pod watch at once / after waiting for it / by a list (whole run) | {} / {} / {} | |",
+        sample(
+            &final_metrics,
+            "tributary_pod_result_reads_total{source=\"watch\"}"
+        ),
+        sample(
+            &final_metrics,
+            "tributary_pod_result_reads_total{source=\"watch_after_wait\"}"
+        ),
+        sample(
+            &final_metrics,
+            "tributary_pod_result_reads_total{source=\"list\"}"
+        ),
+    );
     println!(
         "| load average (1/5/15 min) at start / end of the throughput phase | {load_at_start} / {load_at_end} | |"
     );

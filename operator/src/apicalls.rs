@@ -1,10 +1,15 @@
-//! Counts every request the kube client sends, by verb and resource, so the cost of a run in
-//! API calls can be read off `/metrics` (`tributary_kube_requests_total`).
+//! Counts and times every request the kube client sends, by verb and resource, so the cost
+//! of a run in API calls can be read off `/metrics` (`tributary_kube_requests_total`,
+//! `tributary_kube_request_duration_seconds`).
 
+use std::future::Future;
+use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
 use tower::{Layer, Service};
 
 use crate::metrics::RequestLabels;
@@ -47,15 +52,20 @@ pub fn classify(method: &http::Method, path: &str, query: Option<&str>) -> Reque
     RequestLabels { verb, resource }
 }
 
-/// Layer counting requests into `family`.
+/// Layer counting requests into `counts` and timing them (until the response headers; not
+/// watches, which stay open) into `durations`.
 #[derive(Clone)]
 pub struct CountRequestsLayer {
-    family: Family<RequestLabels, Counter>,
+    counts: Family<RequestLabels, Counter>,
+    durations: Family<RequestLabels, Histogram>,
 }
 
 impl CountRequestsLayer {
-    pub fn new(family: Family<RequestLabels, Counter>) -> CountRequestsLayer {
-        CountRequestsLayer { family }
+    pub fn new(
+        counts: Family<RequestLabels, Counter>,
+        durations: Family<RequestLabels, Histogram>,
+    ) -> CountRequestsLayer {
+        CountRequestsLayer { counts, durations }
     }
 }
 
@@ -65,25 +75,28 @@ impl<S> Layer<S> for CountRequestsLayer {
     fn layer(&self, inner: S) -> Self::Service {
         CountRequests {
             inner,
-            family: self.family.clone(),
+            counts: self.counts.clone(),
+            durations: self.durations.clone(),
         }
     }
 }
 
-/// A service counting each request before passing it on.
+/// A service counting and timing each request it passes on.
 #[derive(Clone)]
 pub struct CountRequests<S> {
     inner: S,
-    family: Family<RequestLabels, Counter>,
+    counts: Family<RequestLabels, Counter>,
+    durations: Family<RequestLabels, Histogram>,
 }
 
 impl<S, B> Service<http::Request<B>> for CountRequests<S>
 where
     S: Service<http::Request<B>>,
+    S::Future: Send + 'static,
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = S::Future;
+    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -91,10 +104,18 @@ where
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let uri = request.uri();
-        self.family
-            .get_or_create(&classify(request.method(), uri.path(), uri.query()))
-            .inc();
-        self.inner.call(request)
+        let labels = classify(request.method(), uri.path(), uri.query());
+        self.counts.get_or_create(&labels).inc();
+        let timed = (labels.verb != "watch").then(|| self.durations.get_or_create(&labels).clone());
+        let response = self.inner.call(request);
+        Box::pin(async move {
+            let started = Instant::now();
+            let result = response.await;
+            if let Some(histogram) = timed {
+                histogram.observe(started.elapsed().as_secs_f64());
+            }
+            result
+        })
     }
 }
 

@@ -54,7 +54,10 @@ async fn main() -> anyhow::Result<()> {
     let client = ClientBuilder::try_from(kube_config)
         .context("building the Kubernetes client")?
         .with_layer(&RateLimitLayer::new(config.kube_qps, config.kube_burst))
-        .with_layer(&CountRequestsLayer::new(metrics.kube_requests.clone()))
+        .with_layer(&CountRequestsLayer::new(
+            metrics.kube_requests.clone(),
+            metrics.kube_request_duration.clone(),
+        ))
         .with_layer(&ConcurrencyLimitLayer::new(
             config.kube_max_in_flight.max(1),
         ))

@@ -24,7 +24,8 @@ pub struct ErrorLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReadLabels {
-    /// `watch` (the pod watch knew) or `list` (asked the API server).
+    /// `watch` (the pod watch knew), `watch_after_wait` (once it caught up with the Job) or
+    /// `list` (asked the API server).
     pub source: &'static str,
 }
 
@@ -61,6 +62,7 @@ pub struct Metrics {
     pub leader: Gauge,
     pub kube_requests: Family<RequestLabels, Counter>,
     pub pod_result_reads: Family<ReadLabels, Counter>,
+    pub kube_request_duration: Family<RequestLabels, Histogram>,
 }
 
 fn latency_buckets() -> impl Iterator<Item = f64> {
@@ -142,6 +144,15 @@ impl Default for Metrics {
             "Runner results of finished Jobs read, by source (the pod watch, or a list request)",
             pod_result_reads.clone(),
         );
+        let kube_request_duration =
+            Family::<RequestLabels, Histogram>::new_with_constructor(|| {
+                Histogram::new(latency_buckets())
+            });
+        registry.register(
+            "kube_request_duration_seconds",
+            "Time from sending a request to the API server to its response (watches excluded)",
+            kube_request_duration.clone(),
+        );
         Metrics {
             registry: Arc::new(registry),
             reconciles,
@@ -155,6 +166,7 @@ impl Default for Metrics {
             leader,
             kube_requests,
             pod_result_reads,
+            kube_request_duration,
         }
     }
 }

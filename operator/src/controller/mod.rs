@@ -244,7 +244,9 @@ impl Context {
                 .lookup(&job_key, &uid, job_rv)
         };
         let mut found = lookup();
+        let mut source = "watch";
         if found == Lookup::Unknown {
+            source = "watch_after_wait";
             let mut progress = self.pod_progress.clone();
             let caught_up = progress.wait_for(|rv| *rv >= job_rv);
             if tokio::time::timeout(POD_WATCH_GRACE, caught_up)
@@ -254,22 +256,17 @@ impl Context {
                 found = lookup();
             }
         }
-        match found {
-            Lookup::Found(result) => {
-                self.metrics
-                    .pod_result_reads
-                    .get_or_create(&ReadLabels { source: "watch" })
-                    .inc();
-                return Ok(Some(result));
-            }
-            Lookup::Absent => {
-                self.metrics
-                    .pod_result_reads
-                    .get_or_create(&ReadLabels { source: "watch" })
-                    .inc();
-                return Ok(None);
-            }
-            Lookup::Unknown => {}
+        let known = match found {
+            Lookup::Found(result) => Some(Some(result)),
+            Lookup::Absent => Some(None),
+            Lookup::Unknown => None,
+        };
+        if let Some(result) = known {
+            self.metrics
+                .pod_result_reads
+                .get_or_create(&ReadLabels { source })
+                .inc();
+            return Ok(result);
         }
         self.metrics
             .pod_result_reads

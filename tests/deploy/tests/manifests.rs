@@ -12,11 +12,14 @@ use tributary_deploy_tests::{documents, read, repo};
 /// (kind in `Api<Kind>`, API group, resource) for every kind the operator may call.
 /// A new `Api<…>` in operator/src fails `the_operator_calls_only_kinds_the_chart_grants`
 /// until it is listed here and granted in charts/tributary/templates/rbac.yaml.
-const KNOWN: [(&str, &str, &str); 6] = [
+/// (`CachedJob` and `RunnerPod` are the operator's lean decodings of Jobs and Pods.)
+const KNOWN: [(&str, &str, &str); 8] = [
     ("Pipeline", "tributary.dev", "pipelines"),
     ("DataSource", "tributary.dev", "datasources"),
     ("Job", "batch", "jobs"),
+    ("CachedJob", "batch", "jobs"),
     ("Pod", "", "pods"),
+    ("RunnerPod", "", "pods"),
     ("Event", "events.k8s.io", "events"),
     ("Lease", "coordination.k8s.io", "leases"),
 ];
