@@ -61,6 +61,7 @@ pub struct Metrics {
     pub leader: Gauge,
     pub kube_requests: Family<RequestLabels, Counter>,
     pub pod_result_reads: Family<ReadLabels, Counter>,
+    pub openlineage_events: Family<OutcomeLabels, Counter>,
 }
 
 fn latency_buckets() -> impl Iterator<Item = f64> {
@@ -142,6 +143,12 @@ impl Default for Metrics {
             "Runner results of finished Jobs read, by source (the pod watch, or a list request)",
             pod_result_reads.clone(),
         );
+        let openlineage_events = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "openlineage_events",
+            "OpenLineage RunEvents, by outcome (sent, failed after retries or refused, dropped from a full queue)",
+            openlineage_events.clone(),
+        );
         Metrics {
             registry: Arc::new(registry),
             reconciles,
@@ -155,6 +162,7 @@ impl Default for Metrics {
             leader,
             kube_requests,
             pod_result_reads,
+            openlineage_events,
         }
     }
 }
