@@ -90,9 +90,39 @@ pub struct Config {
     /// Publish an Event for every task start (runs, retries and failures always get one).
     #[arg(long, env = "TRIBUTARY_TASK_START_EVENTS", default_value_t = true, action = clap::ArgAction::Set)]
     pub task_start_events: bool,
+    /// OpenLineage endpoint RunEvents are POSTed to, e.g. `http://marquez:5000/api/v1/lineage`.
+    /// Unset: no events are sent (lineage is still written into status). A bearer token, if
+    /// the endpoint needs one, comes only from `TRIBUTARY_OPENLINEAGE_API_KEY`.
+    #[arg(long, env = "TRIBUTARY_OPENLINEAGE_URL", value_parser = crate::openlineage_client::parse_url)]
+    pub openlineage_url: Option<reqwest::Url>,
+    /// OpenLineage job namespace of a Pipeline's runs; `{namespace}` stands for the
+    /// Pipeline's Kubernetes namespace (the default), e.g. `prod-eu.{namespace}` to tell
+    /// clusters apart.
+    #[arg(
+        long,
+        env = "TRIBUTARY_OPENLINEAGE_NAMESPACE",
+        default_value = crate::openlineage::NAMESPACE_PLACEHOLDER,
+        value_parser = crate::openlineage::check_namespace_template
+    )]
+    pub openlineage_namespace: String,
 }
 
+/// Environment variable of the OpenLineage bearer token; never a flag, so it stays out of
+/// process listings and `--help`.
+pub const OPENLINEAGE_API_KEY_ENV: &str = "TRIBUTARY_OPENLINEAGE_API_KEY";
+
 impl Config {
+    /// Where to send OpenLineage RunEvents, if anywhere; the API key from the environment.
+    pub fn openlineage(&self) -> Option<crate::openlineage_client::Settings> {
+        Some(crate::openlineage_client::Settings {
+            url: self.openlineage_url.clone()?,
+            namespace: self.openlineage_namespace.clone(),
+            api_key: std::env::var(OPENLINEAGE_API_KEY_ENV)
+                .ok()
+                .and_then(crate::openlineage_client::ApiKey::new),
+        })
+    }
+
     /// The identity of this replica in the Lease.
     pub fn identity(&self) -> String {
         self.identity.clone().unwrap_or_else(|| {
@@ -210,5 +240,39 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("--runner-node-selector"), "{error}");
+    }
+
+    #[test]
+    fn a_bad_openlineage_url_is_rejected_at_startup_naming_the_flag() {
+        let err =
+            Config::try_parse_from(["tributary-operator", "--openlineage-url", "marquez:5000"])
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("--openlineage-url"), "{err}");
+        assert!(err.contains("http or https"), "{err}");
+    }
+
+    #[test]
+    fn without_an_openlineage_url_nothing_is_sent_and_the_namespace_defaults_to_the_pipelines() {
+        let config = Config::try_parse_from(["tributary-operator"]).unwrap();
+        assert!(config.openlineage().is_none());
+        assert_eq!(config.openlineage_namespace, "{namespace}");
+        let config = Config::try_parse_from([
+            "tributary-operator",
+            "--openlineage-url",
+            "http://marquez:5000/api/v1/lineage",
+            "--openlineage-namespace",
+            "prod.{namespace}",
+        ])
+        .unwrap();
+        let settings = config.openlineage().unwrap();
+        assert_eq!(settings.url.as_str(), "http://marquez:5000/api/v1/lineage");
+        assert_eq!(settings.namespace, "prod.{namespace}");
+        assert!(
+            Config::try_parse_from(["tributary-operator", "--openlineage-namespace", "{x}"])
+                .unwrap_err()
+                .to_string()
+                .contains("--openlineage-namespace")
+        );
     }
 }

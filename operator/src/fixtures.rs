@@ -276,6 +276,28 @@ impl ResultBuilder {
         self
     }
 
+    /// … that read `namespace`/`name`.
+    pub fn input(mut self, namespace: &str, name: &str) -> Self {
+        self.0.inputs.push(tributary_core::lineage::DatasetReport {
+            namespace: namespace.into(),
+            name: name.into(),
+            ..Default::default()
+        });
+        self
+    }
+
+    /// … that wrote `rows` rows and `bytes` bytes to `namespace`/`name`.
+    pub fn output(mut self, namespace: &str, name: &str, rows: u64, bytes: u64) -> Self {
+        self.0.outputs.push(tributary_core::lineage::DatasetReport {
+            namespace: namespace.into(),
+            name: name.into(),
+            rows: Some(rows),
+            bytes: Some(bytes),
+            sha256: None,
+        });
+        self
+    }
+
     pub fn watermark(mut self, watermark: &str) -> Self {
         self.0.watermark = Some(watermark.into());
         self

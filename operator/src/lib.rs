@@ -2,8 +2,9 @@
 //! connection checks, writing status, lineage and Events back.
 //!
 //! Decisions live in modules without I/O (`pipeline`, `datasource`, `jobs`, `observe`,
-//! `conditions`, `budget`, `cached`, `results`), unit tested from fixtures; `controller`, `leader`, `server`,
-//! `ratelimit` and `apicalls` are the thin shells that talk to the API server.
+//! `conditions`, `budget`, `cached`, `results`, `openlineage`), unit tested from fixtures;
+//! `controller`, `leader`, `server`, `ratelimit`, `apicalls` and `openlineage_client` are the
+//! thin shells that talk to the API server and the lineage endpoint.
 
 pub mod apicalls;
 pub mod budget;
@@ -18,6 +19,8 @@ pub mod jobs;
 pub mod leader;
 pub mod metrics;
 pub mod observe;
+pub mod openlineage;
+pub mod openlineage_client;
 pub mod pipeline;
 pub mod ratelimit;
 pub mod results;

@@ -122,7 +122,17 @@ async fn main() -> anyhow::Result<()> {
         concurrency: config.concurrency,
         task_start_events: config.task_start_events,
         instance: identity.clone(),
+        openlineage: config.openlineage(),
     };
+    if let Some(ol) = &options.openlineage {
+        // Host only: a path or query could carry a token; the key itself is never logged.
+        tracing::info!(
+            host = ol.url.host_str().unwrap_or_default(),
+            namespace = %ol.namespace,
+            api_key = ol.api_key.is_some(),
+            "sending OpenLineage RunEvents"
+        );
+    }
     let ready_flag = health.ready.clone();
     let controllers = controller::run(
         client.clone(),

@@ -63,6 +63,7 @@ pub struct Metrics {
     pub kube_requests: Family<RequestLabels, Counter>,
     pub pod_result_reads: Family<ReadLabels, Counter>,
     pub kube_request_duration: Family<RequestLabels, Histogram>,
+    pub openlineage_events: Family<OutcomeLabels, Counter>,
 }
 
 fn latency_buckets() -> impl Iterator<Item = f64> {
@@ -153,6 +154,12 @@ impl Default for Metrics {
             "Time from sending a request to the API server to its response (watches excluded)",
             kube_request_duration.clone(),
         );
+        let openlineage_events = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "openlineage_events",
+            "OpenLineage RunEvents, by outcome (sent, failed after retries or refused, dropped from a full queue)",
+            openlineage_events.clone(),
+        );
         Metrics {
             registry: Arc::new(registry),
             reconciles,
@@ -167,6 +174,7 @@ impl Default for Metrics {
             kube_requests,
             pod_result_reads,
             kube_request_duration,
+            openlineage_events,
         }
     }
 }

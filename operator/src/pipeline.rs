@@ -17,7 +17,7 @@ use tributary_core::api::{
 };
 use tributary_core::contract::{RunnerInput, TaskInput};
 use tributary_core::dag::Dag;
-use tributary_core::lineage::{TaskResult, dataset};
+use tributary_core::lineage::{DatasetReport, TaskResult, dataset};
 use tributary_core::naming::{
     ANNOTATION_RETRY, ANNOTATION_RUN, generation_run_id, job_name, manual_run_id, retry_run_id,
     scheduled_run_id,
@@ -114,6 +114,131 @@ pub struct Decision {
     pub runs_finished: Vec<RunPhase>,
     pub tasks_finished: Vec<TaskPhase>,
     pub runs_started: Vec<RunTrigger>,
+    /// Runs and task attempts that started or ended, in order (for OpenLineage RunEvents).
+    pub transitions: Vec<Transition>,
+}
+
+/// A run or a task attempt changing state in this decision. Only real transitions: an
+/// attempt adopted after a lost status write or re-ensured has none, so a consumer sees each
+/// at most once per decision that is carried out.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Transition {
+    RunStarted {
+        run: String,
+        trigger: RunTrigger,
+        /// The scheduled time of scheduled runs (and retries of them).
+        nominal_time: Option<DateTime<Utc>>,
+        at: DateTime<Utc>,
+    },
+    RunFinished {
+        run: String,
+        phase: RunPhase,
+        at: DateTime<Utc>,
+    },
+    AttemptStarted {
+        run: String,
+        task: String,
+        attempt: u32,
+        job: String,
+        at: DateTime<Utc>,
+    },
+    AttemptFinished {
+        run: String,
+        task: String,
+        attempt: u32,
+        job: String,
+        outcome: AttemptOutcome,
+        message: Option<String>,
+        lineage: AttemptLineage,
+        at: DateTime<Utc>,
+    },
+}
+
+/// How a task attempt ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    Succeeded,
+    /// Failed (another attempt may follow).
+    Failed,
+    /// Its run was cancelled while it ran.
+    Aborted,
+}
+
+/// What an attempt read and wrote: the runner's result when there is one (per-dataset rows
+/// and bytes), else the lineage status holds (e.g. a container task's declared datasets).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AttemptLineage {
+    pub inputs: Vec<DatasetReport>,
+    pub outputs: Vec<DatasetReport>,
+    pub files: Option<u64>,
+}
+
+impl AttemptLineage {
+    fn of(result: Option<&TaskResult>, status: Option<&TaskLineage>) -> AttemptLineage {
+        if let Some(result) = result
+            && (!result.inputs.is_empty() || !result.outputs.is_empty())
+        {
+            let mut outputs = result.outputs.clone();
+            // A single output gets the task's totals when the runner reported only those.
+            if let [only] = outputs.as_mut_slice() {
+                only.rows = only.rows.or(result.rows);
+                only.bytes = only.bytes.or(result.bytes);
+            }
+            return AttemptLineage {
+                inputs: result.inputs.clone(),
+                outputs,
+                files: result.files,
+            };
+        }
+        let Some(status) = status else {
+            return AttemptLineage::default();
+        };
+        let reports = |ids: &[tributary_core::api::DatasetId]| {
+            ids.iter()
+                .map(|id| DatasetReport {
+                    namespace: id.namespace.clone(),
+                    name: id.name.clone(),
+                    ..Default::default()
+                })
+                .collect::<Vec<_>>()
+        };
+        let mut outputs = reports(&status.outputs);
+        if let [only] = outputs.as_mut_slice() {
+            only.rows = status.rows;
+            only.bytes = status.bytes;
+        }
+        AttemptLineage {
+            inputs: reports(&status.inputs),
+            outputs,
+            files: status.files,
+        }
+    }
+}
+
+/// The transitions of cancelling `run` (before `plan::cancel_run` marks its tasks): running
+/// attempts are aborted, then the run.
+fn cancel_transitions(run: &RunStatus, now: DateTime<Utc>) -> Vec<Transition> {
+    run.tasks
+        .iter()
+        .filter(|t| t.phase == TaskPhase::Running)
+        .filter_map(|t| {
+            Some(Transition::AttemptFinished {
+                run: run.id.clone(),
+                task: t.name.clone(),
+                attempt: t.attempts,
+                job: t.job.clone()?,
+                outcome: AttemptOutcome::Aborted,
+                message: None,
+                lineage: AttemptLineage::default(),
+                at: now,
+            })
+        })
+        .chain(std::iter::once(Transition::RunFinished {
+            run: run.id.clone(),
+            phase: RunPhase::Cancelled,
+            at: now,
+        }))
+        .collect()
 }
 
 impl Decision {
@@ -127,6 +252,7 @@ impl Decision {
             runs_finished: Vec::new(),
             tasks_finished: Vec::new(),
             runs_started: Vec::new(),
+            transitions: Vec::new(),
         }
     }
 
@@ -351,6 +477,7 @@ impl Runner<'_, '_> {
             .ne(names.iter().copied())
         {
             // The task list changed under a scheduled run: its indices no longer mean anything.
+            d.transitions.extend(cancel_transitions(&run, now));
             let running = plan::cancel_run(&mut run, "the Pipeline's tasks changed", now);
             d.delete.extend(running);
             d.events.push(EventNote::warning(
@@ -435,6 +562,11 @@ impl Runner<'_, '_> {
         }
         if run.phase.is_finished() {
             d.runs_finished.push(run.phase);
+            d.transitions.push(Transition::RunFinished {
+                run: run.id.clone(),
+                phase: run.phase,
+                at: now,
+            });
             let note = format!(
                 "run {} {:?} ({}) in {}s",
                 run.id,
@@ -493,9 +625,28 @@ impl Runner<'_, '_> {
         now: DateTime<Utc>,
     ) {
         let name = |i: usize| self.view.spec.tasks[i].name.as_str();
+        let finished =
+            |run: &RunStatus, task: usize, attempt: u32, outcome| Transition::AttemptFinished {
+                run: run.id.clone(),
+                task: name(task).to_string(),
+                attempt,
+                job: self.job_name(&run.id, task, attempt),
+                outcome,
+                message: run.tasks[task].message.clone(),
+                lineage: AttemptLineage::of(results.get(&task), run.tasks[task].lineage.as_ref()),
+                at: now,
+            };
         match *event {
-            // Published together by `advance` (`started_note`).
-            TaskEvent::Started { .. } => {}
+            // The Event is published together by `advance` (`started_note`).
+            TaskEvent::Started { task, attempt } => {
+                d.transitions.push(Transition::AttemptStarted {
+                    run: run.id.clone(),
+                    task: name(task).to_string(),
+                    attempt,
+                    job: self.job_name(&run.id, task, attempt),
+                    at: now,
+                })
+            }
             TaskEvent::Succeeded { task } => {
                 d.tasks_finished.push(TaskPhase::Succeeded);
                 if let Some(watermark) = results.get(&task).and_then(|r| r.watermark.clone()) {
@@ -508,9 +659,15 @@ impl Runner<'_, '_> {
                 {
                     run.tasks[task].lineage = Some(declared);
                 }
+                let attempt = run.tasks[task].attempts;
+                d.transitions
+                    .push(finished(run, task, attempt, AttemptOutcome::Succeeded));
             }
             TaskEvent::Retrying { task, attempt, at } => {
                 d.tasks_finished.push(TaskPhase::Retrying);
+                // `attempt` is the next one; the one that failed came before it.
+                d.transitions
+                    .push(finished(run, task, attempt - 1, AttemptOutcome::Failed));
                 d.events.push(EventNote::warning(
                     "TaskRetrying",
                     format!(
@@ -523,6 +680,9 @@ impl Runner<'_, '_> {
             }
             TaskEvent::Failed { task } => {
                 d.tasks_finished.push(TaskPhase::Failed);
+                let attempt = run.tasks[task].attempts;
+                d.transitions
+                    .push(finished(run, task, attempt, AttemptOutcome::Failed));
                 d.events.push(EventNote::warning(
                     "TaskFailed",
                     format!(
@@ -824,6 +984,7 @@ fn start_run(
         if previous.phase == RunPhase::Running {
             let reason = replace
                 .unwrap_or("superseded by a concurrent run (its running Jobs finish on their own)");
+            d.transitions.extend(cancel_transitions(&previous, now));
             let running = plan::cancel_run(&mut previous, reason, now);
             if replace.is_some() {
                 d.delete.extend(running);
@@ -849,6 +1010,13 @@ fn start_run(
         ),
     ));
     d.runs_started.push(run.trigger);
+    d.transitions.push(Transition::RunStarted {
+        run: run.id.clone(),
+        trigger: run.trigger,
+        nominal_time: (run.trigger == RunTrigger::Schedule || run.retry_of.is_some())
+            .then(|| logical_time(&run)),
+        at: run.started_at,
+    });
     d.status.last_run = Some(run);
 }
 

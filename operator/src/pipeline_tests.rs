@@ -643,3 +643,201 @@ fn a_suspended_pipeline_refuses_manual_runs_and_starts_no_generation_run() {
     assert!(d.events.iter().any(|e| e.reason == "RunRefused"));
     assert_eq!(d.status.handled_run_request.as_deref(), Some("go"));
 }
+
+fn attempts_finished(d: &Decision) -> Vec<(String, u32, AttemptOutcome)> {
+    d.transitions
+        .iter()
+        .filter_map(|t| match t {
+            Transition::AttemptFinished {
+                task,
+                attempt,
+                outcome,
+                ..
+            } => Some((task.clone(), *attempt, *outcome)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_run_start_reports_the_run_and_its_first_attempts_as_started_in_that_order() {
+    let p = a_pipeline().diamond().build();
+    let d = decide_for(&p, &BTreeMap::new(), "2026-01-01T00:00:05Z");
+    assert_eq!(
+        d.transitions,
+        vec![
+            Transition::RunStarted {
+                run: "g1".into(),
+                trigger: RunTrigger::Generation,
+                nominal_time: None,
+                at: at("2026-01-01T00:00:05Z"),
+            },
+            Transition::AttemptStarted {
+                run: "g1".into(),
+                task: "a".into(),
+                attempt: 1,
+                job: "retail-g1-a-1".into(),
+                at: at("2026-01-01T00:00:05Z"),
+            },
+        ]
+    );
+}
+
+#[test]
+fn a_finished_attempt_is_reported_with_the_datasets_of_its_runner_result() {
+    let p = a_pipeline().diamond().build();
+    let d = decide_for(&p, &BTreeMap::new(), "2026-01-01T00:00:00Z");
+    let p = a_pipeline().diamond().with_status(after(&d)).build();
+    let result = a_result(Outcome::Succeeded)
+        .rows(5)
+        .input("mongodb://mongo:27017", "retail.transactions")
+        .output("s3://raw", "transactions/g1.jsonl.gz", 5, 512)
+        .json();
+    let jobs = observed_jobs().succeeded_with("g1", "a", 1, "2026-01-01T00:00:09Z", result);
+    let d = decide_for(&p, &jobs.build(), "2026-01-01T00:00:10Z");
+    let Some(Transition::AttemptFinished {
+        task,
+        job,
+        outcome,
+        lineage,
+        ..
+    }) = d.transitions.first()
+    else {
+        panic!("{:?}", d.transitions);
+    };
+    assert_eq!(
+        (task.as_str(), job.as_str(), *outcome),
+        ("a", "retail-g1-a-1", AttemptOutcome::Succeeded)
+    );
+    assert_eq!(lineage.inputs[0].name, "retail.transactions");
+    assert_eq!(lineage.outputs[0].rows, Some(5));
+    assert_eq!(lineage.outputs[0].bytes, Some(512));
+    // Then b and c start.
+    let started: Vec<_> = d
+        .transitions
+        .iter()
+        .filter_map(|t| match t {
+            Transition::AttemptStarted { task, .. } => Some(task.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(started, vec!["b", "c"]);
+}
+
+#[test]
+fn a_retried_attempt_is_reported_failed_under_its_own_number_and_the_run_fails_at_the_end() {
+    let p = a_pipeline().diamond().retries(1).build();
+    let d = decide_for(&p, &BTreeMap::new(), "2026-01-01T00:00:00Z");
+    let p = a_pipeline()
+        .diamond()
+        .retries(1)
+        .with_status(after(&d))
+        .build();
+    let jobs = observed_jobs().failed("g1", "a", 1, "2026-01-01T00:00:10Z");
+    let d = decide_for(&p, &jobs.build(), "2026-01-01T00:00:11Z");
+    assert_eq!(
+        attempts_finished(&d),
+        vec![("a".into(), 1, AttemptOutcome::Failed)]
+    );
+    let Some(Transition::AttemptFinished { message, .. }) = d.transitions.first() else {
+        panic!()
+    };
+    assert!(message.as_deref().unwrap().contains("connection refused"));
+
+    let p = a_pipeline()
+        .diamond()
+        .retries(1)
+        .with_status(after(&d))
+        .build();
+    let jobs = observed_jobs().failed("g1", "a", 1, "2026-01-01T00:00:10Z");
+    let d = decide_for(&p, &jobs.build(), "2026-01-01T00:00:20Z");
+    assert!(matches!(
+        d.transitions.as_slice(),
+        [Transition::AttemptStarted { attempt: 2, .. }]
+    ));
+
+    let p = a_pipeline()
+        .diamond()
+        .retries(1)
+        .with_status(after(&d))
+        .build();
+    let jobs = observed_jobs()
+        .failed("g1", "a", 1, "2026-01-01T00:00:10Z")
+        .failed("g1", "a", 2, "2026-01-01T00:00:30Z");
+    let d = decide_for(&p, &jobs.build(), "2026-01-01T00:00:31Z");
+    assert_eq!(
+        attempts_finished(&d),
+        vec![("a".into(), 2, AttemptOutcome::Failed)]
+    );
+    assert!(matches!(
+        d.transitions.last(),
+        Some(Transition::RunFinished {
+            phase: RunPhase::Failed,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn deciding_again_on_the_same_state_reports_no_transition_twice() {
+    let p = a_pipeline().diamond().build();
+    let d = decide_for(&p, &BTreeMap::new(), "2026-01-01T00:00:00Z");
+    let p = a_pipeline().diamond().with_status(after(&d)).build();
+    // The Job not seen yet (ensured again) and seen running: nothing new either way.
+    let d = decide_for(&p, &BTreeMap::new(), "2026-01-01T00:00:01Z");
+    assert!(d.transitions.is_empty(), "{:?}", d.transitions);
+    let jobs = observed_jobs().running("g1", "a", 1);
+    let d = decide_for(&p, &jobs.build(), "2026-01-01T00:00:02Z");
+    assert!(d.transitions.is_empty(), "{:?}", d.transitions);
+}
+
+#[test]
+fn a_cancelled_run_reports_its_running_attempts_and_itself_as_aborted() {
+    let p = a_pipeline().diamond().build();
+    let d = decide_for(&p, &BTreeMap::new(), "2026-01-01T00:00:00Z");
+    let p = a_pipeline()
+        .diamond()
+        .generation(2)
+        .with_status(after(&d))
+        .build();
+    let d = decide_for(
+        &p,
+        &observed_jobs().running("g1", "a", 1).build(),
+        "2026-01-01T00:00:10Z",
+    );
+    assert_eq!(
+        d.transitions[..2],
+        [
+            Transition::AttemptFinished {
+                run: "g1".into(),
+                task: "a".into(),
+                attempt: 1,
+                job: "retail-g1-a-1".into(),
+                outcome: AttemptOutcome::Aborted,
+                message: None,
+                lineage: AttemptLineage::default(),
+                at: at("2026-01-01T00:00:10Z"),
+            },
+            Transition::RunFinished {
+                run: "g1".into(),
+                phase: RunPhase::Cancelled,
+                at: at("2026-01-01T00:00:10Z"),
+            },
+        ]
+    );
+    assert!(matches!(
+        &d.transitions[2],
+        Transition::RunStarted { run, .. } if run == "g2"
+    ));
+}
+
+#[test]
+fn a_scheduled_run_reports_its_fire_time_as_nominal_time() {
+    let p = a_pipeline().diamond().schedule("0 2 * * *").build();
+    let d = decide_for(&p, &BTreeMap::new(), "2026-01-01T02:00:03Z");
+    assert!(matches!(
+        d.transitions.first(),
+        Some(Transition::RunStarted { trigger: RunTrigger::Schedule, nominal_time: Some(t), .. })
+            if *t == at("2026-01-01T02:00:00Z")
+    ));
+}

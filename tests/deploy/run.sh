@@ -120,6 +120,13 @@ t_schema_rejects() {
   if helm template x "$CHART" --set image.pullPolicy=Sometimes >/dev/null 2>&1; then
     echo "an invalid pull policy rendered"; return 1
   fi
+  # An OpenLineage URL the operator would refuse at startup fails the render already.
+  if helm template x "$CHART" --set openlineage.url=marquez:5000 >/dev/null 2>&1; then
+    echo "an OpenLineage URL without http(s):// rendered"; return 1
+  fi
+  if helm template x "$CHART" --set openlineage.apiKeySecretRef.name=ol >/dev/null 2>&1; then
+    echo "an OpenLineage API key Secret without a key rendered"; return 1
+  fi
 }
 
 # Every values variant, rendered and validated by the real API server (schemas, CEL,

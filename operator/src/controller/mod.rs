@@ -34,6 +34,8 @@ pub struct Context {
     pub metrics: Metrics,
     pub events: Publisher,
     pub task_start_events: bool,
+    /// OpenLineage delivery, when an endpoint is configured.
+    pub openlineage: Option<crate::openlineage_client::Sender>,
     pub pipelines: Store<Pipeline>,
     pub data_sources: Store<DataSource>,
     pub task_jobs: Store<CachedJob>,
@@ -363,6 +365,7 @@ pub struct Options {
     pub concurrency: u16,
     pub task_start_events: bool,
     pub instance: String,
+    pub openlineage: Option<crate::openlineage_client::Settings>,
 }
 
 /// Runs both controllers until `shutdown` resolves; `ready` is called once caches are synced.
@@ -432,6 +435,9 @@ pub async fn run(
         metrics: metrics.clone(),
         events: Publisher::new(client.clone(), options.instance.clone()),
         task_start_events: options.task_start_events,
+        openlineage: options.openlineage.clone().map(|settings| {
+            crate::openlineage_client::Sender::new(settings, metrics.openlineage_events.clone())
+        }),
         pipelines: pipelines.clone(),
         data_sources: data_sources.clone(),
         task_jobs: task_jobs.clone(),

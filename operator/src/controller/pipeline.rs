@@ -240,6 +240,18 @@ async fn reconcile_inner(pipeline: &Pipeline, ctx: &Context) -> Result<Action> {
     if !events.is_empty() {
         ctx.events.publish(&pipeline.object_ref(&()), events);
     }
+    if let Some(lineage) = &ctx.openlineage
+        && !decision.transitions.is_empty()
+    {
+        let subject = crate::openlineage::Subject {
+            name: &name,
+            namespace: &namespace,
+            uid: &uid,
+        };
+        let events =
+            crate::openlineage::run_events(lineage.namespace(), subject, &decision.transitions);
+        lineage.send(&object_key, events);
+    }
     for trigger in &decision.runs_started {
         ctx.metrics
             .runs_started

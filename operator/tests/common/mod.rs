@@ -27,6 +27,8 @@ pub struct Harness {
     pub log_path: PathBuf,
     pub metrics_port: u16,
     pub extra_args: Vec<String>,
+    /// Environment variables of the operator process (as the chart sets from Secrets).
+    pub extra_env: Vec<(String, String)>,
     /// A fixed Lease identity (a restarted container of the same pod); default: one per start.
     pub identity: Option<String>,
     starts: u32,
@@ -118,6 +120,7 @@ impl Harness {
             log_path,
             metrics_port: free_port(),
             extra_args: Vec::new(),
+            extra_env: Vec::new(),
             identity: None,
             starts: 0,
         })
@@ -132,6 +135,7 @@ impl Harness {
             log_path: PathBuf::new(),
             metrics_port: 0,
             extra_args: Vec::new(),
+            extra_env: Vec::new(),
             identity: None,
             starts: u32::MAX / 2,
         }
@@ -169,6 +173,7 @@ impl Harness {
                 "tributary.dev/test=no-such-node",
             ])
             .args(&self.extra_args)
+            .envs(self.extra_env.iter().map(|(k, v)| (k, v)))
             .env("RUST_LOG", "info")
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
