@@ -20,6 +20,8 @@ pub const TERMINATION_MESSAGE_PATH: &str = "/dev/termination-log";
 /// What a runner pod is asked to do.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", tag = "action")]
+// One value per runner process or rendered Job: its size does not add up anywhere.
+#[allow(clippy::large_enum_variant)]
 pub enum RunnerInput {
     /// Run one task of one run.
     Task(TaskInput),

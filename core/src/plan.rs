@@ -218,7 +218,7 @@ pub fn step(
                 task.phase = TaskPhase::Succeeded;
                 task.finished_at = Some(*finished_at);
                 task.message = message.clone().map(truncate);
-                task.lineage = lineage.clone();
+                task.lineage = lineage.clone().map(Box::new);
                 events.push(TaskEvent::Succeeded { task: i });
             }
             JobObservation::Failed {

@@ -482,14 +482,14 @@ mod tests {
             task.phase = TaskPhase::Succeeded;
             task.finished_at =
                 Some(at("2026-01-01T00:00:00Z") + chrono::Duration::seconds(i as i64));
-            task.lineage = Some(tributary_core::api::TaskLineage {
+            task.lineage = Some(Box::new(tributary_core::api::TaskLineage {
                 outputs: vec![tributary_core::api::DatasetId {
                     namespace: "s3://raw".into(),
                     name: format!("k/{i}"),
                 }],
                 rows: Some(i as u64),
                 ..Default::default()
-            });
+            }));
         }
         status.last_run = Some(run);
         let d = decide(

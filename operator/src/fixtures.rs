@@ -433,7 +433,7 @@ pub fn a_big_status(tasks: usize, message_len: usize) -> PipelineStatus {
                 name: format!("transactions/2026-01-01/s202601010000/part-{k:05}.jsonl.gz"),
             })
             .collect::<Vec<_>>();
-        task.lineage = Some(TaskLineage {
+        task.lineage = Some(Box::new(TaskLineage {
             inputs: ids.clone(),
             outputs: ids,
             rows: Some(1000),
@@ -441,7 +441,7 @@ pub fn a_big_status(tasks: usize, message_len: usize) -> PipelineStatus {
             files: Some(10),
             checks: None,
             manifest: Some("_tributary/manifests/s202601010000/x.json".into()),
-        });
+        }));
     }
     PipelineStatus {
         last_run: Some(run),

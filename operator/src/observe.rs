@@ -87,12 +87,11 @@ pub fn job_state_of(status: Option<&JobStatus>) -> JobState {
 
 /// Labels and state of a task Job; `None` for a Job without the task labels.
 pub fn task_job_facts(job: &CachedJob) -> Option<TaskJobFacts> {
-    let labels = job.metadata.labels.as_ref()?;
     Some(TaskJobFacts {
         name: job.metadata.name.clone()?,
-        run: labels.get(LABEL_RUN)?.clone(),
-        task: labels.get(LABEL_TASK)?.clone(),
-        attempt: labels.get(LABEL_ATTEMPT)?.parse().ok()?,
+        run: job.label(LABEL_RUN)?.to_string(),
+        task: job.label(LABEL_TASK)?.to_string(),
+        attempt: job.label(LABEL_ATTEMPT)?.parse().ok()?,
         state: job.state.clone(),
     })
 }

@@ -633,7 +633,7 @@ impl Runner<'_, '_> {
                 job: self.job_name(&run.id, task, attempt),
                 outcome,
                 message: run.tasks[task].message.clone(),
-                lineage: AttemptLineage::of(results.get(&task), run.tasks[task].lineage.as_ref()),
+                lineage: AttemptLineage::of(results.get(&task), run.tasks[task].lineage.as_deref()),
                 at: now,
             };
         match *event {
@@ -657,7 +657,7 @@ impl Runner<'_, '_> {
                 if run.tasks[task].lineage.is_none()
                     && let Some(declared) = self.declared_lineage(run, task, now)
                 {
-                    run.tasks[task].lineage = Some(declared);
+                    run.tasks[task].lineage = Some(Box::new(declared));
                 }
                 let attempt = run.tasks[task].attempts;
                 d.transitions

@@ -196,22 +196,22 @@ pub struct Task {
     pub timeout_seconds: Option<u32>,
     /// Copy files from FTP/FTPS, SFTP, HTTP or S3 into an S3 bucket.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub copy: Option<CopyTask>,
+    pub copy: Option<Box<CopyTask>>,
     /// Export a MongoDB collection into S3 as JSON Lines.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub export: Option<ExportTask>,
+    pub export: Option<Box<ExportTask>>,
     /// Load JSON Lines or CSV objects from S3 into a PostgreSQL table with COPY.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub load: Option<LoadTask>,
+    pub load: Option<Box<LoadTask>>,
     /// Run SQL statements on PostgreSQL in one transaction.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sql: Option<SqlTask>,
+    pub sql: Option<Box<SqlTask>>,
     /// Assert data quality of a PostgreSQL table or an S3 object.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub check: Option<CheckTask>,
+    pub check: Option<Box<CheckTask>>,
     /// Run the user's own container image, with declared lineage.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub container: Option<ContainerTask>,
+    pub container: Option<Box<ContainerTask>>,
 }
 
 /// The kind of a task, named as in the spec.

@@ -229,7 +229,7 @@ pub struct TaskStatus {
     pub message: Option<String>,
     /// What the task read and wrote.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lineage: Option<TaskLineage>,
+    pub lineage: Option<Box<TaskLineage>>,
 }
 
 /// A dataset by its OpenLineage namespace and name.

@@ -58,12 +58,12 @@ async fn reconcile_inner(ds: &DataSource, ctx: &Context) -> Result<Action> {
     let mut checks = Vec::new();
     for job in ctx.check_jobs.state() {
         if job.namespace().as_deref() != Some(namespace.as_str())
-            || job.labels().get(LABEL_DATASOURCE) != Some(&label)
-            || !job.owner_references().iter().any(|o| o.uid == uid)
+            || job.label(LABEL_DATASOURCE) != Some(label.as_str())
+            || !job.owned_by(&uid)
         {
             continue;
         }
-        let parse = |l: &str| job.labels().get(l).and_then(|v| v.parse::<u64>().ok());
+        let parse = |l: &str| job.label(l).and_then(|v| v.parse::<u64>().ok());
         let (Some(generation), Some(round)) = (parse(LABEL_GENERATION), parse(LABEL_ROUND)) else {
             continue;
         };

@@ -337,6 +337,34 @@ fn key(namespace: &str, name: &str) -> String {
     format!("{namespace}/{name}")
 }
 
+/// The object of `kind` controlling a cached Job, to reconcile when the Job changes (what
+/// `Controller::owns` does from owner references, which the cache does not keep).
+fn owner_ref<K>(job: &CachedJob, kind: &str) -> Option<ObjectRef<K>>
+where
+    K: kube::Resource<DynamicType = ()>,
+{
+    let owner = job.owner_of_kind(kind)?;
+    Some(ObjectRef::new(&owner.name).within(&job.namespace()?))
+}
+
+/// A cached Pipeline without managed fields, and its lists without the spare capacity that
+/// decoding leaves (a list grows by doubling: 20 tasks take the room of 32), so that a
+/// thousand Pipelines stay small.
+fn lean_pipeline(pipeline: &mut Pipeline) {
+    strip_meta(pipeline);
+    pipeline.spec.tasks.shrink_to_fit();
+    for task in &mut pipeline.spec.tasks {
+        task.depends_on.shrink_to_fit();
+    }
+    if let Some(status) = pipeline.status.as_mut() {
+        status.conditions.shrink_to_fit();
+        status.history.shrink_to_fit();
+        if let Some(run) = status.last_run.as_mut() {
+            run.tasks.shrink_to_fit();
+        }
+    }
+}
+
 fn strip_meta<K: kube::Resource>(object: &mut K) {
     object.meta_mut().managed_fields = None;
     if let Some(annotations) = object.meta_mut().annotations.as_mut() {
@@ -385,7 +413,7 @@ pub async fn run(
     let pipeline_events_for_ds = pipeline_writer.subscribe().expect("shared store");
     let pipeline_reflector = watcher(api::<Pipeline>(&client, ns), watcher::Config::default())
         .default_backoff()
-        .modify(strip_meta)
+        .modify(lean_pipeline)
         .reflect_shared(pipeline_writer)
         .for_each(|_| future::ready(()));
     let (data_sources, ds_writer) = reflector::store_shared::<DataSource>(1024);
@@ -453,7 +481,9 @@ pub async fn run(
     let pipelines_for_mapper = pipelines.clone();
     let pipeline_controller = Controller::for_shared_stream(pipeline_events, pipelines.clone())
         .with_config(config.clone())
-        .owns_shared_stream(task_job_events)
+        .watches_shared_stream(task_job_events, |job: Arc<CachedJob>| {
+            owner_ref(&job, "Pipeline")
+        })
         .watches_shared_stream(ds_events_for_pipelines, move |ds: Arc<DataSource>| {
             // A DataSource change re-validates the Pipelines of its namespace that name it.
             let namespace = ds.namespace().unwrap_or_default();
@@ -477,7 +507,9 @@ pub async fn run(
 
     let ds_controller = Controller::for_shared_stream(ds_events, data_sources.clone())
         .with_config(config)
-        .owns_shared_stream(check_job_events)
+        .watches_shared_stream(check_job_events, |job: Arc<CachedJob>| {
+            owner_ref(&job, "DataSource")
+        })
         .watches_shared_stream(pipeline_events_for_ds, |p: Arc<Pipeline>| {
             // Lineage: a Pipeline's finished tasks are listed on the DataSources they used.
             let namespace = p.namespace().unwrap_or_default();

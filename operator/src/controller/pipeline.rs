@@ -84,8 +84,8 @@ async fn reconcile_inner(pipeline: &Pipeline, ctx: &Context) -> Result<Action> {
         .state()
         .into_iter()
         .filter(|j| j.namespace().as_deref() == Some(namespace.as_str()))
-        .filter(|j| j.labels().get(LABEL_PIPELINE) == Some(&label))
-        .filter(|j| j.owner_references().iter().any(|o| o.uid == uid))
+        .filter(|j| j.label(LABEL_PIPELINE) == Some(label.as_str()))
+        .filter(|j| j.owned_by(&uid))
         .collect();
     let facts: Vec<_> = jobs.iter().filter_map(|j| task_job_facts(j)).collect();
     for f in facts.iter().filter(|f| f.state.is_finished()) {
