@@ -1,12 +1,17 @@
 //! `make bench-operator`: the operator against the real API server of the local stack, with
-//! Jobs completed by this harness (no kubelet), measuring in one run:
-//! - Jobs/s of a bare client creating the same Jobs, as the baseline;
-//! - dependency done → dependent Job created, p50/p99, at 100 concurrent runs;
-//! - Jobs/s and peak RSS of the operator with 1,000 Pipelines × 20 tasks;
-//! - the size of a Pipeline's status at 200 tasks with runner results.
+//! Jobs completed by this harness (no kubelet), measuring in one run, in this order:
+//! 0. the baselines, without the operator or any Pipeline object:
+//!    a. burst: Jobs/s of a bare client creating the same Jobs as the operator, all at once;
+//!    b. bare DAG driver: Jobs/s of a bare client creating the throughput phase's Jobs along
+//!       the same DAG, each layer once the harness has completed the one before — the floor
+//!       any DAG executor has on this server with this harness, so the one the operator's
+//!       throughput is compared with;
+//! 1. dependency done → dependent Job created, p50/p99, at 100 concurrent runs;
+//! 2. Jobs/s and peak RSS of the operator with 1,000 Pipelines × 20 tasks;
+//! 3. the size of a Pipeline's status at 200 tasks with runner results.
 //!
 //! Scale with BENCH_PIPELINES (default 1000), BENCH_TASKS (20), BENCH_LATENCY_RUNS (100),
-//! BENCH_BASELINE_JOBS (5000).
+//! BENCH_BASELINE_JOBS (5000), BENCH_WIDE_TASKS (200).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -47,14 +52,7 @@ impl Layout {
     fn spec(&self, parallelism: usize) -> serde_json::Value {
         let tasks: Vec<_> = (0..self.tasks)
             .map(|i| {
-                let layer = i / self.width;
-                let deps: Vec<String> = if layer == 0 {
-                    vec![]
-                } else {
-                    ((layer - 1) * self.width..layer * self.width)
-                        .map(|d| format!("t{d}"))
-                        .collect()
-                };
+                let deps: Vec<String> = self.deps(i).iter().map(|d| format!("t{d}")).collect();
                 json!({"name": format!("t{i}"), "dependsOn": deps,
                        "sql": {"dataSource": "warehouse", "statements": ["select 1"]}})
             })
@@ -64,12 +62,19 @@ impl Layout {
     }
 
     fn deps(&self, task: usize) -> Vec<usize> {
-        let layer = task / self.width;
-        if layer == 0 {
-            vec![]
-        } else {
-            ((layer - 1) * self.width..layer * self.width).collect()
+        match task / self.width {
+            0 => vec![],
+            layer => self.layer(layer - 1).collect(),
         }
+    }
+
+    /// The tasks of layer `layer` (the last one may be narrower).
+    fn layer(&self, layer: usize) -> std::ops::Range<usize> {
+        layer * self.width..((layer + 1) * self.width).min(self.tasks)
+    }
+
+    fn layers(&self) -> usize {
+        self.tasks.div_ceil(self.width)
     }
 }
 
@@ -204,9 +209,9 @@ fn kubelet(
     })
 }
 
-fn tokio_stream_from(
-    mut rx: tokio::sync::mpsc::UnboundedReceiver<String>,
-) -> impl futures::Stream<Item = String> {
+fn tokio_stream_from<T>(
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<T>,
+) -> impl futures::Stream<Item = T> {
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
@@ -319,6 +324,203 @@ async fn wait_succeeded(
     }
 }
 
+/// Creates in flight at once for both baselines' bare clients (the operator runs with
+/// `--concurrency 32`).
+const IN_FLIGHT: usize = 32;
+
+/// Renders Jobs exactly as the operator does for the benchmark's Pipelines, for the baselines'
+/// bare clients: same spec, node selector and labels, but no owner (there is no Pipeline).
+struct BareJobs {
+    namespace: String,
+    spec: tributary_core::api::PipelineSpec,
+    data_sources: BTreeMap<String, tributary_core::api::DataSourceSpec>,
+    overrides: tributary_core::api::RunnerPodOverrides,
+    settings: tributary_operator::jobs::PodSettings,
+}
+
+impl BareJobs {
+    fn new(namespace: &str, layout: &Layout, warehouse: &serde_json::Value) -> Self {
+        Self {
+            namespace: namespace.to_string(),
+            spec: serde_json::from_value(layout.spec(5)).unwrap(),
+            data_sources: BTreeMap::from([(
+                "warehouse".to_string(),
+                serde_json::from_value(warehouse.clone()).unwrap(),
+            )]),
+            overrides: serde_json::from_value(json!({"nodeSelector": no_node()})).unwrap(),
+            settings: Default::default(),
+        }
+    }
+
+    /// Task `task`'s Job of the first run of `pipeline`, named as the operator names it.
+    fn job(&self, pipeline: &str, task: usize) -> Job {
+        let task = &self.spec.tasks[task];
+        let input =
+            tributary_core::contract::RunnerInput::Task(tributary_core::contract::TaskInput {
+                pipeline: pipeline.to_string(),
+                namespace: self.namespace.clone(),
+                run_id: "g1".into(),
+                attempt: 1,
+                logical_time: chrono::Utc::now(),
+                time_zone: None,
+                task: task.clone(),
+                data_sources: self.data_sources.clone(),
+                watermark: None,
+            });
+        let mut job = tributary_operator::jobs::task_job(
+            &tributary_operator::jobs::Owner {
+                kind: "Pipeline",
+                name: "x",
+                namespace: &self.namespace,
+                uid: "none",
+            },
+            &tributary_operator::jobs::TaskJob {
+                job_name: format!("{pipeline}-g1-{}-1", task.name),
+                run_id: "g1",
+                attempt: 1,
+                task,
+                timeout_seconds: 3600,
+                input: &input,
+                overrides: Some(&self.overrides),
+                container_args: vec![],
+            },
+            &self.settings,
+        );
+        job.metadata.owner_references = None;
+        job
+    }
+
+    fn api(&self, client: &Client) -> Api<Job> {
+        Api::namespaced(client.clone(), &self.namespace)
+    }
+}
+
+async fn create_job(api: &Api<Job>, job: Job) -> kube::Result<()> {
+    api.create(&PostParams::default(), &job).await.map(|_| ())
+}
+
+/// Baseline a (burst): `count` Jobs created at once, `IN_FLIGHT` at a time; returns Jobs/s.
+/// Nothing completes them: this is the server's raw create rate.
+async fn burst_baseline(client: &Client, jobs: &BareJobs, count: usize) -> f64 {
+    let api = jobs.api(client);
+    let tasks = jobs.spec.tasks.len();
+    let start = Instant::now();
+    futures::stream::iter(0..count)
+        .map(|i| create_job(&api, jobs.job(&format!("p{}", i / tasks), i % tasks)))
+        .buffer_unordered(IN_FLIGHT)
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap();
+    let elapsed = start.elapsed();
+    let rate = count as f64 / elapsed.as_secs_f64();
+    eprintln!("burst baseline: {count} Jobs in {elapsed:?} ({rate:.0}/s)");
+    rate
+}
+
+/// Name of the bare DAG driver's pipeline `index` (its Jobs are `d{index}-g1-t{task}-1`).
+fn dag_pipeline(index: usize) -> String {
+    format!("d{index}")
+}
+
+/// (pipeline index, task index) of one of the bare DAG driver's Jobs.
+fn dag_job(name: &str) -> Option<(usize, usize)> {
+    let (pipeline, task) = name
+        .strip_prefix('d')?
+        .strip_suffix("-1")?
+        .split_once("-g1-t")?;
+    Some((pipeline.parse().ok()?, task.parse().ok()?))
+}
+
+/// Baseline b (bare DAG driver): `pipelines` runs of `layout` driven by a bare client, with
+/// the same stand-in kubelet completing the Jobs as in the operator's phases; returns Jobs/s
+/// until the last layer of every pipeline finished. It does what a DAG executor cannot avoid
+/// (create a layer, see it finish, create the next) and nothing else: no Pipeline objects, no
+/// status writes, no Events, so the operator's throughput over this one is its own overhead.
+async fn dag_baseline(client: &Client, jobs: &BareJobs, layout: &Layout, pipelines: usize) -> f64 {
+    let api = jobs.api(client);
+    let kubelet = kubelet(
+        client.clone(),
+        jobs.namespace.clone(),
+        Default::default(),
+        Default::default(),
+    );
+    // Layers to create flow from the watch to the creates through this queue, so that the
+    // creates of all pipelines share the one `IN_FLIGHT` bound.
+    let (queue, queued) = tokio::sync::mpsc::unbounded_channel::<(usize, usize)>();
+    let start = Instant::now();
+    let creates = tokio_stream_from(queued)
+        .map(|(pipeline, task)| create_job(&api, jobs.job(&dag_pipeline(pipeline), task)))
+        .buffer_unordered(IN_FLIGHT)
+        .try_for_each(|()| futures::future::ready(Ok(())));
+    let timeout = Duration::from_secs(3600);
+    tokio::select! {
+        () = drive_layers(api.clone(), layout, pipelines, queue) => {}
+        // The queue stays open while the layers are driven: creates end only on an error.
+        result = creates => panic!("bare DAG driver: a create failed: {result:?}"),
+        () = tokio::time::sleep(timeout) => panic!("bare DAG driver: not done after {timeout:?}"),
+    }
+    let elapsed = start.elapsed();
+    kubelet.abort();
+    let count = pipelines * layout.tasks;
+    let rate = count as f64 / elapsed.as_secs_f64();
+    eprintln!(
+        "bare DAG driver: {count} Jobs of {pipelines} pipelines in {elapsed:?} ({rate:.0}/s)"
+    );
+    rate
+}
+
+/// Queues layer 0 of every pipeline, then watches the namespace's Jobs (one watch, like the
+/// stand-in kubelet) and queues a pipeline's next layer as soon as every Job of its current
+/// layer is seen finished; returns once the last layer of every pipeline is.
+async fn drive_layers(
+    api: Api<Job>,
+    layout: &Layout,
+    pipelines: usize,
+    queue: tokio::sync::mpsc::UnboundedSender<(usize, usize)>,
+) {
+    let enqueue = |pipeline: usize, layer: usize| {
+        for task in layout.layer(layer) {
+            queue.send((pipeline, task)).unwrap();
+        }
+    };
+    (0..pipelines).for_each(|p| enqueue(p, 0));
+    let stream = watcher(
+        api,
+        watcher::Config::default().labels("tributary.dev/pipeline"),
+    )
+    .default_backoff()
+    .applied_objects();
+    futures::pin_mut!(stream);
+    // A Job is seen finished more than once (the Job controller keeps updating its status):
+    // count each once.
+    let mut seen_finished = HashSet::new();
+    let mut finished_in_layer: HashMap<(usize, usize), usize> = HashMap::new();
+    let mut running = pipelines;
+    while running > 0 {
+        let Some(event) = stream.next().await else {
+            panic!("bare DAG driver: the Job watch ended");
+        };
+        let Ok(job) = event else { continue };
+        let Some((pipeline, task)) = dag_job(&job.name_any()) else {
+            continue;
+        };
+        if !finished(&job) || !seen_finished.insert((pipeline, task)) {
+            continue;
+        }
+        let layer = task / layout.width;
+        let done = finished_in_layer.entry((pipeline, layer)).or_default();
+        *done += 1;
+        if *done < layout.layer(layer).len() {
+            continue;
+        }
+        if layer + 1 < layout.layers() {
+            enqueue(pipeline, layer + 1);
+        } else {
+            running -= 1;
+        }
+    }
+}
+
 /// Kills the operator when the benchmark ends, also when it panics.
 struct Operator(std::process::Child);
 
@@ -335,9 +537,14 @@ async fn delete_namespace(client: &Client, name: &str, wait: Duration) {
     let api: Api<Namespace> = Api::all(client.clone());
     let _ = api.delete(name, &DeleteParams::default()).await;
     let start = Instant::now();
-    while start.elapsed() < wait {
+    // Checked at least once, so that an already deleted namespace is not reported as
+    // terminating when `wait` is zero.
+    loop {
         if api.get_opt(name).await.ok().flatten().is_none() {
             return;
+        }
+        if start.elapsed() >= wait {
+            break;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -442,16 +649,19 @@ async fn main() {
     let client = Client::try_default().await.unwrap();
     apply_crds(&client).await;
     let suffix = rand::random::<u32>() % 100_000;
-    let ns = format!("bench-{suffix}");
-    let base_ns = format!("bench-bare-{suffix}");
-    namespace(&client, &ns).await;
-    namespace(&client, &base_ns).await;
+    let namespaces = Namespaces {
+        operator: format!("bench-{suffix}"),
+        burst: format!("bench-bare-{suffix}"),
+        dag: format!("bench-dag-{suffix}"),
+    };
+    for name in namespaces.all() {
+        namespace(&client, name).await;
+    }
     // The run in its own task so that a failed assertion still deletes the namespaces (and,
     // by dropping it, kills the operator).
     let outcome = tokio::spawn(bench(
         client.clone(),
-        ns.clone(),
-        base_ns.clone(),
+        namespaces.clone(),
         Scale {
             pipelines,
             tasks,
@@ -462,11 +672,29 @@ async fn main() {
     ))
     .await;
     if std::env::var("BENCH_KEEP").is_err() {
-        delete_namespace(&client, &base_ns, Duration::ZERO).await;
-        delete_namespace(&client, &ns, Duration::ZERO).await;
+        for name in namespaces.all() {
+            delete_namespace(&client, name, Duration::ZERO).await;
+        }
     }
     if let Err(panic) = outcome {
         std::panic::resume_unwind(panic.into_panic());
+    }
+}
+
+/// One namespace per phase group, so each can be deleted (and its garbage collected) before
+/// the next starts.
+#[derive(Clone)]
+struct Namespaces {
+    operator: String,
+    /// The burst baseline's.
+    burst: String,
+    /// The bare DAG driver's.
+    dag: String,
+}
+
+impl Namespaces {
+    fn all(&self) -> [&str; 3] {
+        [&self.burst, &self.dag, &self.operator]
     }
 }
 
@@ -479,7 +707,7 @@ struct Scale {
     wide_tasks: usize,
 }
 
-async fn bench(client: Client, ns: String, base_ns: String, scale: Scale) {
+async fn bench(client: Client, namespaces: Namespaces, scale: Scale) {
     let Scale {
         pipelines,
         tasks,
@@ -492,68 +720,28 @@ async fn bench(client: Client, ns: String, base_ns: String, scale: Scale) {
         width: 5.min(tasks),
     };
 
-    // Baseline: a bare client creating the same Jobs the operator renders, 32 at a time.
-    let pipeline_spec: tributary_core::api::PipelineSpec =
-        serde_json::from_value(layout.spec(5)).unwrap();
+    // 0. The baselines, each in its own namespace, deleted (and awaited) before the next
+    // phase so that its garbage collection does not load the API server during it.
     let warehouse = json!({"postgres": {"host": "127.0.0.1", "port": 15432, "database": "warehouse",
         "credentialsSecretRef": {"name": "pg"}}, "checkIntervalSeconds": 0});
-    let ds_spec: tributary_core::api::DataSourceSpec =
-        serde_json::from_value(warehouse.clone()).unwrap();
-    let settings = tributary_operator::jobs::PodSettings::default();
-    let overrides: tributary_core::api::RunnerPodOverrides =
-        serde_json::from_value(json!({"nodeSelector": no_node()})).unwrap();
-    let bare: Api<Job> = Api::namespaced(client.clone(), &base_ns);
-    let start = Instant::now();
-    futures::stream::iter(0..baseline_jobs)
-        .map(|i| {
-            let task = &pipeline_spec.tasks[i % tasks];
-            let input =
-                tributary_core::contract::RunnerInput::Task(tributary_core::contract::TaskInput {
-                    pipeline: format!("p{}", i / tasks),
-                    namespace: base_ns.clone(),
-                    run_id: "g1".into(),
-                    attempt: 1,
-                    logical_time: chrono::Utc::now(),
-                    time_zone: None,
-                    task: task.clone(),
-                    data_sources: BTreeMap::from([("warehouse".to_string(), ds_spec.clone())]),
-                    watermark: None,
-                });
-            let mut job = tributary_operator::jobs::task_job(
-                &tributary_operator::jobs::Owner {
-                    kind: "Pipeline",
-                    name: "x",
-                    namespace: &base_ns,
-                    uid: "none",
-                },
-                &tributary_operator::jobs::TaskJob {
-                    job_name: format!("p{}-g1-{}-1", i / tasks, task.name),
-                    run_id: "g1",
-                    attempt: 1,
-                    task,
-                    timeout_seconds: 3600,
-                    input: &input,
-                    overrides: Some(&overrides),
-                    container_args: vec![],
-                },
-                &settings,
-            );
-            job.metadata.owner_references = None;
-            let bare = bare.clone();
-            async move { bare.create(&PostParams::default(), &job).await.map(|_| ()) }
-        })
-        .buffer_unordered(32)
-        .try_collect::<Vec<_>>()
-        .await
-        .unwrap();
-    let bare_rate = baseline_jobs as f64 / start.elapsed().as_secs_f64();
-    eprintln!(
-        "baseline: {baseline_jobs} Jobs in {:?} ({bare_rate:.0}/s)",
-        start.elapsed()
-    );
-    // The baseline's Jobs (and the pods the Job controller made for them) are deleted before
-    // the operator starts, so their garbage collection does not run during its phases.
-    delete_namespace(&client, &base_ns, Duration::from_secs(600)).await;
+    let burst_rate = burst_baseline(
+        &client,
+        &BareJobs::new(&namespaces.burst, &layout, &warehouse),
+        baseline_jobs,
+    )
+    .await;
+    delete_namespace(&client, &namespaces.burst, Duration::from_secs(600)).await;
+    // As many pipelines as the operator's throughput phase runs, so both create the same Jobs.
+    let rest = pipelines - latency_runs;
+    let dag_rate = dag_baseline(
+        &client,
+        &BareJobs::new(&namespaces.dag, &layout, &warehouse),
+        &layout,
+        rest,
+    )
+    .await;
+    delete_namespace(&client, &namespaces.dag, Duration::from_secs(600)).await;
+    let ns = namespaces.operator;
 
     // The operator, release build, generous client-side limits so the API server is the bound.
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
@@ -658,7 +846,6 @@ async fn bench(client: Client, ns: String, base_ns: String, scale: Scale) {
 
     // 2. The rest of the 1,000 Pipelines at once: throughput and memory.
     let rss_after_latency = rss_kib(pid, "VmRSS:");
-    let rest = pipelines - latency_runs;
     let requests_before = kube_requests(&metrics_addr);
     let seconds_before = kube_request_seconds(&metrics_addr);
     let load_at_start = load_average();
@@ -737,14 +924,24 @@ async fn bench(client: Client, ns: String, base_ns: String, scale: Scale) {
             "tributary_reconcile_duration_seconds_count{controller=\"pipeline\"}"
         ) * 1000.0
     );
-    println!("| bare client Jobs/s ({baseline_jobs} Jobs, 32 in flight) | {bare_rate:.0} | |");
+    println!(
+        "| bare client Jobs/s ({baseline_jobs} Jobs, {IN_FLIGHT} in flight) | {burst_rate:.0} | |"
+    );
+    println!(
+        "| bare DAG driver Jobs/s ({} Jobs of {rest} pipelines along the same DAG, same harness) | {dag_rate:.0} | |",
+        rest * tasks
+    );
     println!(
         "| operator Jobs/s ({} Jobs along the DAG, completed by the harness) | {operator_rate:.0} | |",
         rest * tasks
     );
     println!(
-        "| ratio operator / bare | {:.2} | >= 0.8 |",
-        operator_rate / bare_rate
+        "| ratio operator / bare | {:.2} | (burst; not comparable: no DAG, no completions) |",
+        operator_rate / burst_rate
+    );
+    println!(
+        "| ratio operator / bare DAG driver | {:.2} | >= 0.8 |",
+        operator_rate / dag_rate
     );
     let jobs = (rest * tasks) as f64;
     let total: f64 = load_requests
