@@ -2,8 +2,8 @@
 //! check, turned into the core's `JobObservation`.
 
 use chrono::{DateTime, Utc};
-use k8s_openapi::api::batch::v1::{Job, JobStatus};
-use k8s_openapi::api::core::v1::{Pod, PodStatus};
+use k8s_openapi::api::batch::v1::JobStatus;
+use k8s_openapi::api::core::v1::PodStatus;
 use tributary_core::lineage::{Outcome, TaskResult, outcome_of_exit_code};
 use tributary_core::naming::{LABEL_ATTEMPT, LABEL_RUN, LABEL_TASK};
 use tributary_core::plan::{JobObservation, truncate};
@@ -41,11 +41,6 @@ pub struct TaskJobFacts {
     pub task: String,
     pub attempt: u32,
     pub state: JobState,
-}
-
-/// The state of a Job from its `Complete`/`Failed` conditions.
-pub fn job_state(job: &Job) -> JobState {
-    job_state_of(job.status.as_ref())
 }
 
 /// The state of a Job from the `Complete`/`Failed` conditions of its status.
@@ -104,14 +99,6 @@ pub struct PodResult {
     pub exit_code: Option<i32>,
     /// When the container terminated: of several pods of one Job, the latest counts.
     pub finished_at: Option<DateTime<Utc>>,
-}
-
-/// The result of the most recently terminated runner container among a Job's pods.
-pub fn pod_result(pods: &[Pod]) -> Option<PodResult> {
-    latest(
-        pods.iter()
-            .filter_map(|pod| pod_result_of(pod.status.as_ref()?)),
-    )
 }
 
 /// The most recently finished of several pods' results.

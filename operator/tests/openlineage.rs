@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use common::{Harness, warehouse};
+use common::{Harness, sql_task as task, warehouse};
 use kube::ResourceExt;
 use serde_json::{Value, json};
 use tributary_core::api::RunPhase;
@@ -95,10 +95,6 @@ fn result(
         manifest: None,
     }
     .to_termination_message()
-}
-
-fn task(name: &str, deps: &[&str]) -> Value {
-    json!({"name": name, "dependsOn": deps, "sql": {"dataSource": "warehouse", "statements": ["select 1"]}})
 }
 
 /// Events of one OpenLineage job, in arrival order, as (eventType, body).
