@@ -79,6 +79,27 @@ impl Layout {
     }
 }
 
+/// Dispatch latencies, sorted, of the given pipelines' run `g1`: for every task with
+/// dependencies, the harness saw its Job − the harness finished completing its last dependency.
+fn dispatch_latencies(seen: &Seen, layout: &Layout, pipelines: &[String]) -> Vec<f64> {
+    let mut latencies = Vec::new();
+    for pipeline in pipelines {
+        let job = |task: usize| format!("{pipeline}-g1-t{task}-1");
+        for task in 0..layout.tasks {
+            let ready = layout
+                .deps(task)
+                .into_iter()
+                .filter_map(|d| seen.done.get(&job(d)))
+                .max();
+            if let (Some(appeared), Some(ready)) = (seen.appeared.get(&job(task)), ready) {
+                latencies.push(appeared.saturating_duration_since(*ready).as_secs_f64());
+            }
+        }
+    }
+    latencies.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    latencies
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -95,6 +116,34 @@ fn rss_kib(pid: u32, field: &str) -> u64 {
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
+}
+
+/// CPU seconds (user + system) a process has used so far, from `/proc/<pid>/stat`.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The command name (field 2) may hold spaces; the fields after it are plain numbers.
+    let after_name = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+    let ticks: u64 = after_name
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|v| v.parse::<u64>().ok())
+        .sum();
+    // Linux reports clock ticks of 1/100 s (USER_HZ) on every architecture it runs on here.
+    ticks as f64 / 100.0
+}
+
+/// The process id of the running `kube-apiserver`, to put the server's CPU next to the
+/// operator's: on a shared machine every CPU second the operator takes is one the server lacks.
+fn api_server_pid() -> Option<u32> {
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let comm = std::fs::read_to_string(entry.path().join("comm")).ok()?;
+            (comm.trim() == "kube-apiserver").then_some(pid)
+        })
 }
 
 async fn apply_crds(client: &Client) {
@@ -437,14 +486,31 @@ fn dag_job(name: &str) -> Option<(usize, usize)> {
 /// until the last layer of every pipeline finished. It does what a DAG executor cannot avoid
 /// (create a layer, see it finish, create the next) and nothing else: no Pipeline objects, no
 /// status writes, no Events, so the operator's throughput over this one is its own overhead.
-async fn dag_baseline(client: &Client, jobs: &BareJobs, layout: &Layout, pipelines: usize) -> f64 {
+/// What the bare DAG driver measured.
+struct DagBaseline {
+    jobs_per_second: f64,
+    /// Sorted, like the operator's latency phase (same harness, same end points).
+    latencies: Vec<f64>,
+    /// The API server's CPU seconds per 1,000 Jobs while it ran.
+    server_cpu_per_1000_jobs: f64,
+}
+
+async fn dag_baseline(
+    client: &Client,
+    jobs: &BareJobs,
+    layout: &Layout,
+    pipelines: usize,
+) -> DagBaseline {
     let api = jobs.api(client);
+    let seen = Arc::new(Mutex::new(Seen::default()));
     let kubelet = kubelet(
         client.clone(),
         jobs.namespace.clone(),
-        Default::default(),
+        seen.clone(),
         Default::default(),
     );
+    let server = api_server_pid();
+    let server_cpu_before = server.map(cpu_seconds).unwrap_or(f64::NAN);
     // Layers to create flow from the watch to the creates through this queue, so that the
     // creates of all pipelines share the one `IN_FLIGHT` bound.
     let (queue, queued) = tokio::sync::mpsc::unbounded_channel::<(usize, usize)>();
@@ -467,7 +533,13 @@ async fn dag_baseline(client: &Client, jobs: &BareJobs, layout: &Layout, pipelin
     eprintln!(
         "bare DAG driver: {count} Jobs of {pipelines} pipelines in {elapsed:?} ({rate:.0}/s)"
     );
-    rate
+    let server_cpu = server.map(cpu_seconds).unwrap_or(f64::NAN) - server_cpu_before;
+    let names: Vec<String> = (0..pipelines).map(dag_pipeline).collect();
+    DagBaseline {
+        jobs_per_second: rate,
+        latencies: dispatch_latencies(&seen.lock().unwrap(), layout, &names),
+        server_cpu_per_1000_jobs: server_cpu / count as f64 * 1000.0,
+    }
 }
 
 /// Queues layer 0 of every pipeline, then watches the namespace's Jobs (one watch, like the
@@ -737,7 +809,7 @@ async fn bench(client: Client, namespaces: Namespaces, scale: Scale) {
     // collection of its namespace, awaited below, takes minutes per 10,000 Jobs here).
     let rest = pipelines - latency_runs;
     let dag_pipelines = env_usize("BENCH_DAG_PIPELINES", rest).clamp(1, rest.max(1));
-    let dag_rate = dag_baseline(
+    let dag = dag_baseline(
         &client,
         &BareJobs::new(&namespaces.dag, &layout, &warehouse),
         &layout,
@@ -745,6 +817,7 @@ async fn bench(client: Client, namespaces: Namespaces, scale: Scale) {
     )
     .await;
     delete_namespace(&client, &namespaces.dag, Duration::from_secs(600)).await;
+    let dag_rate = dag.jobs_per_second;
     let ns = namespaces.operator;
 
     // The operator, release build, generous client-side limits so the API server is the bound.
@@ -824,27 +897,8 @@ async fn bench(client: Client, namespaces: Namespaces, scale: Scale) {
         .for_each_concurrent(16, |i| create(format!("lat{i}"), layout.spec(5)))
         .await;
     wait_succeeded(&succeeded, "lat", latency_runs, Duration::from_secs(600)).await;
-    let mut latencies = Vec::new();
-    {
-        let s = seen.lock().unwrap();
-        for i in 0..latency_runs {
-            for t in 0..tasks {
-                let deps = layout.deps(t);
-                if deps.is_empty() {
-                    continue;
-                }
-                let job = format!("lat{i}-g1-t{t}-1");
-                let ready = deps
-                    .iter()
-                    .filter_map(|d| s.done.get(&format!("lat{i}-g1-t{d}-1")))
-                    .max();
-                if let (Some(appeared), Some(ready)) = (s.appeared.get(&job), ready) {
-                    latencies.push(appeared.saturating_duration_since(*ready).as_secs_f64());
-                }
-            }
-        }
-    }
-    latencies.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let pipeline_names: Vec<String> = (0..latency_runs).map(|i| format!("lat{i}")).collect();
+    let latencies = dispatch_latencies(&seen.lock().unwrap(), &layout, &pipeline_names);
     let latency_metrics = scrape(&metrics_addr);
     let (p50, p99) = (percentile(&latencies, 50.0), percentile(&latencies, 99.0));
 
@@ -853,6 +907,11 @@ async fn bench(client: Client, namespaces: Namespaces, scale: Scale) {
     let requests_before = kube_requests(&metrics_addr);
     let seconds_before = kube_request_seconds(&metrics_addr);
     let load_at_start = load_average();
+    let server = api_server_pid();
+    let cpu_before = (
+        cpu_seconds(pid),
+        server.map(cpu_seconds).unwrap_or(f64::NAN),
+    );
     let start = Instant::now();
     futures::stream::iter(0..rest)
         .for_each_concurrent(16, |i| create(format!("load{i}"), layout.spec(5)))
@@ -861,6 +920,9 @@ async fn bench(client: Client, namespaces: Namespaces, scale: Scale) {
         .await
         .max(start.elapsed());
     let operator_rate = (rest * tasks) as f64 / elapsed.as_secs_f64();
+    let per_1000_jobs = |seconds: f64| seconds / (rest * tasks) as f64 * 1000.0;
+    let operator_cpu = per_1000_jobs(cpu_seconds(pid) - cpu_before.0);
+    let server_cpu = per_1000_jobs(server.map(cpu_seconds).unwrap_or(f64::NAN) - cpu_before.1);
     let load_requests = diff(&kube_requests(&metrics_addr), &requests_before);
     let seconds_after = kube_request_seconds(&metrics_addr);
     let request_seconds = diff(&seconds_after.0, &seconds_before.0);
@@ -909,6 +971,11 @@ async fn bench(client: Client, namespaces: Namespaces, scale: Scale) {
         "| dispatch latency p99 | {:.0} ms | < 500 ms |",
         p99 * 1000.0
     );
+    println!(
+        "| bare DAG driver dispatch latency p50 / p99 ({dag_pipelines} concurrent runs, same end points) | {:.0} / {:.0} ms | |",
+        percentile(&dag.latencies, 50.0) * 1000.0,
+        percentile(&dag.latencies, 99.0) * 1000.0
+    );
     let mean = |name: &str| {
         sample(&latency_metrics, &format!("{name}_sum"))
             / sample(&latency_metrics, &format!("{name}_count"))
@@ -953,6 +1020,13 @@ async fn bench(client: Client, namespaces: Namespaces, scale: Scale) {
         .filter(|(k, _)| !k.starts_with("watch "))
         .map(|(_, v)| v)
         .sum();
+    println!(
+        "| CPU seconds per 1,000 Jobs: operator / API server (throughput phase) | {operator_cpu:.1} / {server_cpu:.1} | |"
+    );
+    println!(
+        "| - API server under the bare DAG driver | {:.1} | |",
+        dag.server_cpu_per_1000_jobs
+    );
     println!(
         "| operator API requests per Job (throughput phase, watches excluded) | {:.2} | |",
         total / jobs
