@@ -79,10 +79,19 @@ impl Layout {
     }
 }
 
-/// Dispatch latencies, sorted, of the given pipelines' run `g1`: for every task with
+/// One dispatch: a Job whose dependencies were all completed by the harness.
+struct Dispatch {
+    job: String,
+    /// When the harness finished completing the last dependency.
+    ready: Instant,
+    /// The harness saw the Job − `ready`, in seconds.
+    latency: f64,
+}
+
+/// Dispatches of the given pipelines' run `g1`, slowest last: for every task with
 /// dependencies, the harness saw its Job − the harness finished completing its last dependency.
-fn dispatch_latencies(seen: &Seen, layout: &Layout, pipelines: &[String]) -> Vec<f64> {
-    let mut latencies = Vec::new();
+fn dispatches(seen: &Seen, layout: &Layout, pipelines: &[String]) -> Vec<Dispatch> {
+    let mut found = Vec::new();
     for pipeline in pipelines {
         let job = |task: usize| format!("{pipeline}-g1-t{task}-1");
         for task in 0..layout.tasks {
@@ -92,12 +101,57 @@ fn dispatch_latencies(seen: &Seen, layout: &Layout, pipelines: &[String]) -> Vec
                 .filter_map(|d| seen.done.get(&job(d)))
                 .max();
             if let (Some(appeared), Some(ready)) = (seen.appeared.get(&job(task)), ready) {
-                latencies.push(appeared.saturating_duration_since(*ready).as_secs_f64());
+                found.push(Dispatch {
+                    job: job(task),
+                    ready: *ready,
+                    latency: appeared.saturating_duration_since(*ready).as_secs_f64(),
+                });
             }
         }
     }
-    latencies.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    latencies
+    found.sort_by(|a, b| a.latency.partial_cmp(&b.latency).unwrap());
+    found
+}
+
+/// The latencies of `dispatches`, sorted.
+fn latencies(dispatches: &[Dispatch]) -> Vec<f64> {
+    dispatches.iter().map(|d| d.latency).collect()
+}
+
+/// Prints the slowest dispatches with when they became ready, to tell a tail spread over
+/// the run from one burst.
+fn print_slowest(what: &str, dispatches: &[Dispatch], since: Instant) {
+    let slowest: Vec<String> = dispatches
+        .iter()
+        .rev()
+        .take(10)
+        .map(|d| {
+            format!(
+                "{} ready at +{:.1} s waited {:.0} ms",
+                d.job,
+                d.ready.saturating_duration_since(since).as_secs_f64(),
+                d.latency * 1000.0
+            )
+        })
+        .collect();
+    eprintln!("{what}: slowest dispatches: {}", slowest.join("; "));
+}
+
+/// The upper bound of the histogram bucket holding quantile `q` of `name` in metrics text.
+fn histogram_quantile(metrics: &str, name: &str, q: f64) -> f64 {
+    let count = sample(metrics, &format!("{name}_count"));
+    metrics
+        .lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix(&format!("{name}_bucket{{le=\""))?;
+            let (bound, value) = rest.split_once("\"} ")?;
+            Some((
+                bound.parse::<f64>().unwrap_or(f64::INFINITY),
+                value.trim().parse::<f64>().ok()?,
+            ))
+        })
+        .find(|(_, cumulative)| *cumulative >= q * count)
+        .map_or(f64::NAN, |(bound, _)| bound)
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -535,9 +589,11 @@ async fn dag_baseline(
     );
     let server_cpu = server.map(cpu_seconds).unwrap_or(f64::NAN) - server_cpu_before;
     let names: Vec<String> = (0..pipelines).map(dag_pipeline).collect();
+    let dispatched = dispatches(&seen.lock().unwrap(), layout, &names);
+    print_slowest("bare DAG driver", &dispatched, start);
     DagBaseline {
         jobs_per_second: rate,
-        latencies: dispatch_latencies(&seen.lock().unwrap(), layout, &names),
+        latencies: latencies(&dispatched),
         server_cpu_per_1000_jobs: server_cpu / count as f64 * 1000.0,
     }
 }
@@ -893,12 +949,15 @@ async fn bench(client: Client, namespaces: Namespaces, scale: Scale) {
     };
 
     // 1. Dispatch latency at `latency_runs` concurrent runs.
+    let latency_start = Instant::now();
     futures::stream::iter(0..latency_runs)
         .for_each_concurrent(16, |i| create(format!("lat{i}"), layout.spec(5)))
         .await;
     wait_succeeded(&succeeded, "lat", latency_runs, Duration::from_secs(600)).await;
     let pipeline_names: Vec<String> = (0..latency_runs).map(|i| format!("lat{i}")).collect();
-    let latencies = dispatch_latencies(&seen.lock().unwrap(), &layout, &pipeline_names);
+    let dispatched = dispatches(&seen.lock().unwrap(), &layout, &pipeline_names);
+    print_slowest("operator", &dispatched, latency_start);
+    let latencies = latencies(&dispatched);
     let latency_metrics = scrape(&metrics_addr);
     let (p50, p99) = (percentile(&latencies, 50.0), percentile(&latencies, 99.0));
 
@@ -984,6 +1043,11 @@ async fn bench(client: Client, namespaces: Namespaces, scale: Scale) {
     println!(
         "| - of which inside the operator (mean: saw the dependency finish → Job created) | {:.0} ms | |",
         mean("tributary_dispatch_latency_seconds")
+    );
+    println!(
+        "| - of which inside the operator, p50 / p99 (histogram bucket bounds) | {:.0} / {:.0} ms | |",
+        histogram_quantile(&latency_metrics, "tributary_dispatch_latency_seconds", 0.5) * 1000.0,
+        histogram_quantile(&latency_metrics, "tributary_dispatch_latency_seconds", 0.99) * 1000.0
     );
     println!(
         "| - mean Pipeline reconcile (latency phase) | {:.0} ms | |",

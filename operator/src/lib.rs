@@ -15,6 +15,7 @@ pub mod controller;
 pub mod datasource;
 pub mod error;
 pub mod events;
+pub mod job_index;
 pub mod jobs;
 pub mod leader;
 pub mod metrics;
@@ -25,6 +26,7 @@ pub mod pipeline;
 pub mod ratelimit;
 pub mod results;
 pub mod server;
+pub mod status_queue;
 pub mod time;
 
 #[cfg(test)]

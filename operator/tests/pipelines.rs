@@ -403,6 +403,58 @@ async fn a_manual_run_request_starts_exactly_one_new_run() {
 }
 
 #[tokio::test]
+async fn finished_jobs_of_runs_before_the_last_two_are_deleted_after_the_status_moved_on() {
+    let Some(mut h) = Harness::new("cleanup").await else {
+        return;
+    };
+    h.create_secret("pg", json!({"username": "u", "password": "p"}))
+        .await;
+    h.apply_data_source("warehouse", warehouse()).await;
+    h.apply_pipeline("k", json!({"tasks": [sql_task("only", &[])]}))
+        .await;
+    h.start_operator();
+    h.wait_job("k-g1-only-1").await;
+    h.succeed("k-g1-only-1", 1).await;
+    let mut runs = vec!["g1".to_string()];
+    for request in ["again-1", "again-2"] {
+        h.wait_pipeline("k", "the previous run to succeed", |p| {
+            run_phase(p) == Some(RunPhase::Succeeded)
+        })
+        .await;
+        h.annotate("k", "tributary.dev/run", request).await;
+        let id = tributary_core::naming::manual_run_id(request);
+        let job = format!("k-{id}-only-1");
+        h.wait_job(&job).await;
+        h.succeed(&job, 1).await;
+        runs.push(id);
+    }
+    let last = runs.last().unwrap().clone();
+    h.wait_pipeline("k", "the third run to succeed", |p| {
+        p.status
+            .as_ref()
+            .and_then(|s| s.last_run.as_ref())
+            .is_some_and(|r| r.id == last && r.phase == RunPhase::Succeeded)
+    })
+    .await;
+    let expected: Vec<String> = runs[1..]
+        .iter()
+        .map(|id| format!("k-{id}-only-1"))
+        .collect();
+    common::wait(
+        common::TIMEOUT,
+        "the first run's Job to be deleted",
+        || async {
+            let mut names = h.job_names("k").await;
+            names.sort();
+            let mut want = expected.clone();
+            want.sort();
+            (names == want).then_some(())
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn a_pipeline_on_a_one_minute_cron_runs_when_due_and_reports_its_next_run() {
     let Some(mut h) = Harness::new("cron").await else {
         return;

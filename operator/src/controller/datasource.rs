@@ -70,7 +70,7 @@ async fn reconcile_inner(ds: &DataSource, ctx: &Context) -> Result<Action> {
         let state = job.state.clone();
         let result =
             if state.is_finished() && generation as i64 == ds.metadata.generation.unwrap_or(1) {
-                ctx.job_result(&job).await?
+                ctx.job_result(super::FinishedJob::cached(&job)).await?
             } else {
                 None
             };
@@ -141,12 +141,11 @@ async fn reconcile_inner(ds: &DataSource, ctx: &Context) -> Result<Action> {
             "apply DataSource status",
         )
         .await?;
-        ctx.remember_written(
-            object_key.clone(),
-            uid,
-            resource_version.as_deref(),
-            &decision.status,
-        )?;
+        let json = serde_json::to_vec(&decision.status).map_err(|source| Error::Serialize {
+            what: "status",
+            source,
+        })?;
+        ctx.remember_written(object_key.clone(), uid, resource_version.as_deref(), &json);
     }
 
     if !decision.events.is_empty() {

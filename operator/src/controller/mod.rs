@@ -4,6 +4,7 @@
 
 mod datasource;
 mod pipeline;
+mod status_writer;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -19,9 +20,10 @@ use serde::de::DeserializeOwned;
 use tributary_core::api::{DataSource, Pipeline};
 use tributary_core::naming::{LABEL_DATASOURCE, LABEL_MANAGED_BY, LABEL_PIPELINE};
 
-use crate::cached::{CachedJob, RunnerPod, resource_version};
+use crate::cached::{CachedJob, RunnerPod};
 use crate::error::{Error, Result};
 use crate::events::Publisher;
+use crate::job_index::{IndexedJob, JobIndex};
 use crate::jobs::PodSettings;
 use crate::metrics::{ErrorLabels, Metrics, ReadLabels};
 use crate::observe::{PodResult, latest};
@@ -38,12 +40,17 @@ pub struct Context {
     pub openlineage: Option<crate::openlineage_client::Sender>,
     pub pipelines: Store<Pipeline>,
     pub data_sources: Store<DataSource>,
-    pub task_jobs: Store<CachedJob>,
+    /// Task Jobs as bare facts by their Pipeline's uid (see `job_index`).
+    pub task_jobs: Arc<Mutex<JobIndex>>,
+    /// Becomes true once the task Job watch listed everything once.
+    task_jobs_ready: tokio::sync::watch::Receiver<bool>,
     pub check_jobs: Store<CachedJob>,
     /// Runner results as the pod watch delivered them.
     pod_results: Arc<Mutex<ResultIndex>>,
     /// The highest resourceVersion the pod watch reflects, for reads waiting on it.
     pod_progress: tokio::sync::watch::Receiver<u64>,
+    /// Pipeline statuses decided and not written yet, and the tasks writing them.
+    status_writer: status_writer::StatusWriter,
     memory: Mutex<Memory>,
 }
 
@@ -54,11 +61,6 @@ struct Memory {
     /// Status this operator last applied, by object key, while the watch cache still shows an
     /// older one (which must not be built upon); dropped once the cache caught up.
     written: HashMap<String, Written>,
-    /// Status decided but not yet applied (writes of one object are spaced by
-    /// `STATUS_WRITE_INTERVAL`), by object key; the next reconcile builds on it.
-    pending: HashMap<String, (String, Box<[u8]>)>,
-    /// When this operator last applied each object's status.
-    applied_at: HashMap<String, Instant>,
     /// Pod results of finished Jobs, by Job uid.
     results: HashMap<String, Option<PodResult>>,
     /// When a Job was first seen finished, by namespace/name (dispatch latency).
@@ -91,25 +93,9 @@ const POD_WATCH_GRACE: Duration = Duration::from_millis(250);
 pub const STATUS_WRITE_INTERVAL: Duration = Duration::from_secs(1);
 
 impl Context {
-    fn remember_written<T: serde::Serialize>(
-        &self,
-        key: String,
-        uid: String,
-        rv: Option<&str>,
-        status: &T,
-    ) -> Result<()> {
-        let json = serde_json::to_vec(status).map_err(|source| Error::Serialize {
-            what: "status",
-            source,
-        })?;
+    /// Remembers `status` (JSON) as applied with resourceVersion `rv`.
+    fn remember_written(&self, key: String, uid: String, rv: Option<&str>, status: &[u8]) {
         let mut memory = self.memory.lock().expect("memory lock");
-        memory.pending.remove(&key);
-        if memory.applied_at.len() > MEMORY_LIMIT {
-            memory
-                .applied_at
-                .retain(|_, t| t.elapsed() < STATUS_WRITE_INTERVAL);
-        }
-        memory.applied_at.insert(key.clone(), Instant::now());
         if let Some(rv) = rv.and_then(|r| r.parse::<u64>().ok()) {
             if memory.written.len() > MEMORY_LIMIT {
                 memory.written.clear();
@@ -119,11 +105,10 @@ impl Context {
                 Written {
                     uid,
                     rv,
-                    status: json.into_boxed_slice(),
+                    status: status.into(),
                 },
             );
         }
-        Ok(())
     }
 
     /// The status last applied, if the cache (at `rv`) does not show it yet. Once the cache
@@ -144,49 +129,15 @@ impl Context {
         serde_json::from_slice(&written.status).ok()
     }
 
-    /// The status decided but not applied yet (see `STATUS_WRITE_INTERVAL`).
+    /// A status decided for the object and not yet confirmed written, if any.
     fn pending_status<T: DeserializeOwned>(&self, key: &str, uid: &str) -> Option<T> {
-        let memory = self.memory.lock().expect("memory lock");
-        let (pending_uid, status) = memory.pending.get(key)?;
-        (pending_uid == uid)
-            .then(|| serde_json::from_slice(status).ok())
-            .flatten()
-    }
-
-    fn set_pending<T: serde::Serialize>(&self, key: String, uid: String, status: &T) -> Result<()> {
-        let json = serde_json::to_vec(status).map_err(|source| Error::Serialize {
-            what: "status",
-            source,
-        })?;
-        // At most one entry per object, removed when written.
-        self.memory
-            .lock()
-            .expect("memory lock")
-            .pending
-            .insert(key, (uid, json.into_boxed_slice()));
-        Ok(())
-    }
-
-    fn clear_pending(&self, key: &str) {
-        self.memory.lock().expect("memory lock").pending.remove(key);
-    }
-
-    /// How long a status write of `key` should still wait to keep writes spaced.
-    fn write_wait(&self, key: &str) -> Duration {
-        self.memory
-            .lock()
-            .expect("memory lock")
-            .applied_at
-            .get(key)
-            .map(|t| STATUS_WRITE_INTERVAL.saturating_sub(t.elapsed()))
-            .unwrap_or_default()
+        let json = self.status_writer.latest(key, uid)?;
+        serde_json::from_str(&json).ok()
     }
 
     fn forget(&self, key: &str) {
-        let mut memory = self.memory.lock().expect("memory lock");
-        memory.written.remove(key);
-        memory.pending.remove(key);
-        memory.applied_at.remove(key);
+        self.memory.lock().expect("memory lock").written.remove(key);
+        self.status_writer.forget(key);
     }
 
     fn mark_finished_seen(&self, key: &str) {
@@ -231,19 +182,22 @@ impl Context {
 
     /// The result of a finished Job's runner container: from the pod watch, or when it
     /// cannot tell, from the API server's watch cache at the Job's version.
-    async fn job_result(&self, job: &CachedJob) -> Result<Option<PodResult>> {
-        let uid = job.uid().unwrap_or_default();
-        if let Some(result) = self.memory.lock().expect("memory lock").results.get(&uid) {
+    async fn job_result(&self, job: FinishedJob<'_>) -> Result<Option<PodResult>> {
+        let FinishedJob {
+            namespace,
+            name,
+            uid,
+            rv: job_rv,
+        } = job;
+        if let Some(result) = self.memory.lock().expect("memory lock").results.get(uid) {
             return Ok(result.clone());
         }
-        let namespace = job.namespace().unwrap_or_default();
-        let job_key = key(&namespace, &job.name_any());
-        let job_rv = resource_version(&job.metadata);
+        let job_key = key(namespace, name);
         let lookup = || {
             self.pod_results
                 .lock()
                 .expect("pod results lock")
-                .lookup(&job_key, &uid, job_rv)
+                .lookup(&job_key, uid, job_rv)
         };
         let mut found = lookup();
         let mut source = "watch";
@@ -274,12 +228,12 @@ impl Context {
             .pod_result_reads
             .get_or_create(&ReadLabels { source: "list" })
             .inc();
-        let pods: Api<RunnerPod> = Api::namespaced(self.client.clone(), &namespace);
+        let pods: Api<RunnerPod> = Api::namespaced(self.client.clone(), namespace);
         // Served from the API server's watch cache, not etcd (which would scan every pod of
         // the namespace): the runner terminated before the Job controller marked the Job
         // finished, so any cache state at least as new as the finished Job shows it.
-        let mut params = ListParams::default()
-            .labels(&format!("batch.kubernetes.io/job-name={}", job.name_any()));
+        let mut params =
+            ListParams::default().labels(&format!("batch.kubernetes.io/job-name={name}"));
         if job_rv > 0 {
             params = params
                 .at(&job_rv.to_string())
@@ -301,7 +255,7 @@ impl Context {
         if memory.results.len() > RESULTS_LIMIT {
             memory.results.clear();
         }
-        memory.results.insert(uid, result.clone());
+        memory.results.insert(uid.to_string(), result.clone());
         Ok(result)
     }
 
@@ -316,6 +270,37 @@ impl Context {
     }
 }
 
+/// A finished Job whose runner result is to be read.
+#[derive(Clone, Copy)]
+struct FinishedJob<'a> {
+    namespace: &'a str,
+    name: &'a str,
+    uid: &'a str,
+    /// Its resourceVersion when seen finished: a pod watch at least that new shows the result.
+    rv: u64,
+}
+
+impl<'a> FinishedJob<'a> {
+    fn task(namespace: &'a str, job: &'a IndexedJob) -> Self {
+        FinishedJob {
+            namespace,
+            name: &job.facts.name,
+            uid: &job.uid,
+            rv: job.rv,
+        }
+    }
+
+    fn cached(job: &'a CachedJob) -> Self {
+        let meta = &job.metadata;
+        FinishedJob {
+            namespace: meta.namespace.as_deref().unwrap_or_default(),
+            name: meta.name.as_deref().unwrap_or_default(),
+            uid: meta.uid.as_deref().unwrap_or_default(),
+            rv: crate::cached::resource_version(meta),
+        }
+    }
+}
+
 /// Whether both caches have synced (waiting a little): decisions on half-filled caches would
 /// report DataSources as missing and miss Jobs.
 async fn caches_ready<A, B>(a: &Store<A>, b: &Store<B>) -> bool
@@ -325,12 +310,27 @@ where
     B: reflector::Lookup + Clone + 'static,
     B::DynamicType: Eq + std::hash::Hash + Clone,
 {
-    tokio::time::timeout(Duration::from_secs(2), async {
+    within_grace(async {
         let _ = a.wait_until_ready().await;
         let _ = b.wait_until_ready().await;
     })
     .await
-    .is_ok()
+}
+
+/// Whether the DataSource cache and the task Job index have synced (waiting a little).
+async fn pipeline_caches_ready(ctx: &Context) -> bool {
+    let mut jobs_ready = ctx.task_jobs_ready.clone();
+    within_grace(async {
+        let _ = ctx.data_sources.wait_until_ready().await;
+        let _ = jobs_ready.wait_for(|ready| *ready).await;
+    })
+    .await
+}
+
+async fn within_grace(ready: impl std::future::Future<Output = ()>) -> bool {
+    tokio::time::timeout(Duration::from_secs(2), ready)
+        .await
+        .is_ok()
 }
 
 fn key(namespace: &str, name: &str) -> String {
@@ -427,16 +427,17 @@ pub async fn run(
 
     // Task Jobs and check Jobs: separate label-selected watches, stripped before caching.
     // Driven by their own tasks (not by the controllers), so a reconcile waiting for a
-    // cache to fill can never hold up the stream that fills it.
-    let (task_jobs, task_job_writer) = reflector::store_shared::<CachedJob>(4096);
-    let task_job_events = task_job_writer.subscribe().expect("shared store");
-    let task_job_reflector = watcher(
+    // cache to fill can never hold up the stream that fills it. Task Jobs go into an index
+    // of bare facts by Pipeline; each change names the Pipeline to reconcile.
+    let task_jobs = Arc::new(Mutex::new(JobIndex::default()));
+    let (jobs_ready_tx, task_jobs_ready) = tokio::sync::watch::channel(false);
+    let (job_triggers_tx, job_triggers) = futures::channel::mpsc::channel(4096);
+    let task_job_watch = watch_task_jobs(
         api::<CachedJob>(&client, ns),
-        watcher::Config::default().labels(LABEL_PIPELINE),
-    )
-    .default_backoff()
-    .reflect_shared(task_job_writer)
-    .for_each(|_| future::ready(()));
+        task_jobs.clone(),
+        jobs_ready_tx,
+        job_triggers_tx,
+    );
     let (check_jobs, check_job_writer) = reflector::store_shared::<CachedJob>(1024);
     let check_job_events = check_job_writer.subscribe().expect("shared store");
     let check_job_reflector = watcher(
@@ -468,10 +469,12 @@ pub async fn run(
         }),
         pipelines: pipelines.clone(),
         data_sources: data_sources.clone(),
-        task_jobs: task_jobs.clone(),
+        task_jobs,
+        task_jobs_ready: task_jobs_ready.clone(),
         check_jobs: check_jobs.clone(),
         pod_results,
         pod_progress,
+        status_writer: status_writer::StatusWriter::new(STATUS_WRITE_INTERVAL),
         memory: Mutex::new(Memory::default()),
     });
 
@@ -481,9 +484,7 @@ pub async fn run(
     let pipelines_for_mapper = pipelines.clone();
     let pipeline_controller = Controller::for_shared_stream(pipeline_events, pipelines.clone())
         .with_config(config.clone())
-        .watches_shared_stream(task_job_events, |job: Arc<CachedJob>| {
-            owner_ref(&job, "Pipeline")
-        })
+        .reconcile_on(job_triggers)
         .watches_shared_stream(ds_events_for_pipelines, move |ds: Arc<DataSource>| {
             // A DataSource change re-validates the Pipelines of its namespace that name it.
             let namespace = ds.namespace().unwrap_or_default();
@@ -543,11 +544,11 @@ pub async fn run(
 
     let readiness = {
         let (pipelines, data_sources) = (pipelines.clone(), data_sources.clone());
-        let (task_jobs, check_jobs) = (task_jobs.clone(), check_jobs.clone());
+        let (mut task_jobs_ready, check_jobs) = (task_jobs_ready, check_jobs.clone());
         async move {
             let _ = pipelines.wait_until_ready().await;
             let _ = data_sources.wait_until_ready().await;
-            let _ = task_jobs.wait_until_ready().await;
+            let _ = task_jobs_ready.wait_for(|ready| *ready).await;
             let _ = check_jobs.wait_until_ready().await;
             tracing::info!("caches synced");
             ready();
@@ -558,7 +559,7 @@ pub async fn run(
         tokio::select! {
             _ = pipeline_reflector => {},
             _ = ds_reflector => {},
-            _ = task_job_reflector => {},
+            _ = task_job_watch => {},
             _ = check_job_reflector => {},
             _ = pod_watch => {},
         }
@@ -566,6 +567,60 @@ pub async fn run(
     tokio::select! {
         _ = async { tokio::join!(pipeline_controller, ds_controller, readiness) } => {},
         _ = reflectors => {},
+    }
+    context.status_writer.flush(SHUTDOWN_FLUSH).await;
+}
+
+/// How long a stopping operator waits for its queued status writes.
+const SHUTDOWN_FLUSH: Duration = Duration::from_secs(5);
+
+/// Feeds `index` from the watch on task Jobs, marks it ready after the first list, and names
+/// the Pipeline of every changed Job to `triggers` (what `Controller::owns` would do).
+async fn watch_task_jobs(
+    jobs: Api<CachedJob>,
+    index: Arc<Mutex<JobIndex>>,
+    ready: tokio::sync::watch::Sender<bool>,
+    mut triggers: futures::channel::mpsc::Sender<ObjectRef<Pipeline>>,
+) {
+    let stream = watcher(jobs, watcher::Config::default().labels(LABEL_PIPELINE)).default_backoff();
+    futures::pin_mut!(stream);
+    loop {
+        let event = match stream.try_next().await {
+            Ok(Some(event)) => event,
+            Ok(None) => return,
+            Err(err) => {
+                tracing::debug!(error = %err, "task Job watch");
+                continue;
+            }
+        };
+        let target = {
+            let mut index = index.lock().expect("job index lock");
+            match event {
+                watcher::Event::Init => {
+                    index.relist_started();
+                    None
+                }
+                watcher::Event::InitApply(job) => index.apply(&job, true),
+                watcher::Event::InitDone => {
+                    index.relist_done();
+                    ready.send_replace(true);
+                    None
+                }
+                watcher::Event::Apply(job) => index.apply(&job, false),
+                watcher::Event::Delete(job) => index.delete(&job),
+            }
+        };
+        if let Some(target) = target {
+            let pipeline = ObjectRef::new(&target.name).within(&target.namespace);
+            // Waits while the controller is behind: the watch then slows down instead of
+            // queueing without bound. An error means the controller stopped.
+            if futures::SinkExt::send(&mut triggers, pipeline)
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
     }
 }
 
@@ -626,11 +681,23 @@ where
         + DeserializeOwned
         + std::fmt::Debug,
 {
-    let body = serde_json::json!({
-        "apiVersion": K::api_version(&()),
-        "kind": K::kind(&()),
-        "status": status,
-    });
+    #[derive(serde::Serialize)]
+    struct StatusApply<'a, S> {
+        #[serde(rename = "apiVersion")]
+        api_version: std::borrow::Cow<'a, str>,
+        kind: std::borrow::Cow<'a, str>,
+        status: &'a S,
+    }
+    // Serialised once, as the request body goes out (a status may be tens of KiB).
+    let body = serde_json::value::to_raw_value(&StatusApply {
+        api_version: K::api_version(&()),
+        kind: K::kind(&()),
+        status,
+    })
+    .map_err(|source| Error::Serialize {
+        what: "status",
+        source,
+    })?;
     let api: Api<K> = Api::namespaced(client.clone(), namespace);
     let applied = api
         .patch_status(

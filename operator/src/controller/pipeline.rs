@@ -9,21 +9,20 @@ use futures::StreamExt;
 
 use chrono::Utc;
 use k8s_openapi::api::batch::v1::Job;
-use kube::api::{DeleteParams, PostParams, PropagationPolicy};
+use kube::api::PostParams;
 use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
 use tributary_core::api::{Pipeline, PipelineStatus};
-use tributary_core::naming::{LABEL_PIPELINE, label_value};
 
-use super::{Context, apply_status, key};
-use crate::cached::CachedJob;
+use super::{Context, key};
 use crate::error::{Error, Result};
+use crate::job_index::IndexedJob;
 use crate::metrics::{ControllerLabels, OutcomeLabels, TriggerLabels};
 use crate::observe::PodResult;
-use crate::observe::task_job_facts;
 use crate::pipeline::{
     DataSourceMap, JobToCreate, ObservedAttempt, PipelineView, decide, render_job, results_needed,
 };
+use crate::status_queue::{Submission, Target};
 
 const CONTROLLER: &str = "pipeline";
 
@@ -44,7 +43,7 @@ pub async fn reconcile(pipeline: Arc<Pipeline>, ctx: Arc<Context>) -> Result<Act
     result
 }
 
-async fn reconcile_inner(pipeline: &Pipeline, ctx: &Context) -> Result<Action> {
+async fn reconcile_inner(pipeline: &Pipeline, ctx: &Arc<Context>) -> Result<Action> {
     let namespace = pipeline
         .namespace()
         .ok_or(Error::MissingField("metadata.namespace"))?;
@@ -57,12 +56,12 @@ async fn reconcile_inner(pipeline: &Pipeline, ctx: &Context) -> Result<Action> {
         return Ok(Action::await_change());
     }
     // Decisions on half-filled caches would report DataSources as missing and miss Jobs.
-    if !super::caches_ready(&ctx.data_sources, &ctx.task_jobs).await {
+    if !super::pipeline_caches_ready(ctx).await {
         return Ok(Action::requeue(Duration::from_secs(1)));
     }
 
     // What the API server holds (ours if the cache lags behind our last write), and what to
-    // build on: a decided status whose write is still being held back, else that.
+    // build on: a decided status still waiting to be written, else that.
     let applied: PipelineStatus = ctx
         .newest_status(&object_key, &uid, pipeline.resource_version().as_deref())
         .unwrap_or_else(|| pipeline.status.clone().unwrap_or_default());
@@ -78,33 +77,21 @@ async fn reconcile_inner(pipeline: &Pipeline, ctx: &Context) -> Result<Action> {
         .map(|ds| (ds.name_any(), ds.spec.clone()))
         .collect();
 
-    let label = label_value(&name);
-    let jobs: Vec<Arc<CachedJob>> = ctx
-        .task_jobs
-        .state()
-        .into_iter()
-        .filter(|j| j.namespace().as_deref() == Some(namespace.as_str()))
-        .filter(|j| j.label(LABEL_PIPELINE) == Some(label.as_str()))
-        .filter(|j| j.owned_by(&uid))
-        .collect();
-    let facts: Vec<_> = jobs.iter().filter_map(|j| task_job_facts(j)).collect();
+    let jobs = ctx.task_jobs.lock().expect("job index lock").jobs_of(&uid);
+    let facts: Vec<_> = jobs.iter().map(|j| j.facts.clone()).collect();
     for f in facts.iter().filter(|f| f.state.is_finished()) {
         ctx.mark_finished_seen(&key(&namespace, &f.name));
     }
     let needed = results_needed(&status, &facts);
     // Pod results of a layer's finished Jobs, fetched concurrently: read one after the other
     // they would delay the dependents' Jobs by one round trip each.
-    let to_read: Vec<Arc<CachedJob>> = jobs
-        .iter()
-        .filter(|j| {
-            needed
-                .iter()
-                .any(|n| Some(n.as_str()) == j.metadata.name.as_deref())
-        })
-        .cloned()
+    let to_read: Vec<IndexedJob> = jobs
+        .into_iter()
+        .filter(|j| needed.contains(&j.facts.name))
         .collect();
+    let namespace_ref = namespace.as_str();
     let mut results: BTreeMap<String, _> = futures::stream::iter(to_read)
-        .map(|job| read_result(ctx, job))
+        .map(|job| read_result(ctx, namespace_ref, job))
         .buffer_unordered(CREATES_IN_FLIGHT)
         .collect::<Vec<_>>()
         .await
@@ -183,51 +170,32 @@ async fn reconcile_inner(pipeline: &Pipeline, ctx: &Context) -> Result<Action> {
         return Err(Error::kube("create Job")(err));
     }
 
-    // 2. Status, by server-side apply with our one field manager; never the spec. While a
-    // run merely progresses, writes of one Pipeline are spaced (the decided status is kept
-    // and built on meanwhile; lost in a crash, it is rebuilt from the Jobs like any lost
-    // write). Deletions must follow a written status, so they never wait.
-    let mut write_in = None;
-    if decision.status != applied {
-        let progress_only = decision.delete.is_empty()
-            && decision.runs_started.is_empty()
-            && decision.runs_finished.is_empty()
-            && decision.status.phase == applied.phase;
-        let wait = ctx.write_wait(&object_key);
-        if progress_only && !wait.is_zero() {
-            ctx.set_pending(object_key.clone(), uid.clone(), &decision.status)?;
-            write_in = Some(wait);
-        } else {
-            let resource_version = apply_status::<Pipeline>(
-                &ctx.client,
-                &namespace,
-                &name,
-                &decision.status,
-                "apply Pipeline status",
-            )
-            .await?;
-            ctx.remember_written(
-                object_key.clone(),
-                uid.clone(),
-                resource_version.as_deref(),
-                &decision.status,
-            )?;
-        }
-    } else {
-        ctx.clear_pending(&object_key);
-    }
-
-    // 3. Deletions only once status no longer points at what is deleted.
-    for job in &decision.delete {
-        let params = DeleteParams {
-            propagation_policy: Some(PropagationPolicy::Background),
-            ..Default::default()
+    // 2. Status, by server-side apply with our one field manager (never the spec), and then
+    // deletions (status must no longer point at what is deleted): queued, written behind
+    // this reconcile so that the next one (and the Jobs it creates) does not wait for the
+    // write. While a run merely progresses, writes of one Pipeline are spaced (the decided
+    // status is built on meanwhile; lost in a crash, it is rebuilt from the Jobs like any
+    // lost write).
+    if decision.status != status || !decision.delete.is_empty() {
+        let urgent = !decision.delete.is_empty()
+            || !decision.runs_started.is_empty()
+            || !decision.runs_finished.is_empty()
+            || decision.status.phase != applied.phase;
+        let json = serde_json::to_string(&decision.status).map_err(|source| Error::Serialize {
+            what: "status",
+            source,
+        })?;
+        let submission = Submission {
+            target: Target {
+                namespace: namespace.clone(),
+                name: name.clone(),
+                uid: uid.clone(),
+            },
+            status: json.into(),
+            deletes: decision.delete.clone(),
+            urgent,
         };
-        match jobs_api.delete(job, &params).await {
-            Ok(_) => tracing::info!(pipeline = %object_key, job = %job, "deleted Job"),
-            Err(kube::Error::Api(status)) if status.code == 404 => {}
-            Err(err) => return Err(Error::kube("delete Job")(err)),
-        }
+        ctx.status_writer.submit(ctx, &object_key, submission);
     }
 
     // 4. Events and metrics: advice, never blocking the run.
@@ -282,16 +250,22 @@ async fn reconcile_inner(pipeline: &Pipeline, ctx: &Context) -> Result<Action> {
     let due = decision
         .requeue_at
         .map(|at| (at - Utc::now()).to_std().unwrap_or_default() + Duration::from_millis(100));
-    Ok(match (due, write_in) {
-        (Some(a), Some(b)) => Action::requeue(a.min(b)),
-        (Some(wait), None) | (None, Some(wait)) => Action::requeue(wait),
-        (None, None) => Action::await_change(),
+    Ok(match due {
+        Some(wait) => Action::requeue(wait),
+        None => Action::await_change(),
     })
 }
 
 /// The pod result of one finished Job, by Job name.
-async fn read_result(ctx: &Context, job: Arc<CachedJob>) -> (String, Result<Option<PodResult>>) {
-    (job.name_any(), ctx.job_result(&job).await)
+async fn read_result(
+    ctx: &Context,
+    namespace: &str,
+    job: IndexedJob,
+) -> (String, Result<Option<PodResult>>) {
+    let result = ctx
+        .job_result(super::FinishedJob::task(namespace, &job))
+        .await;
+    (job.facts.name, result)
 }
 
 /// Creates one Job; returns when the API server answered.

@@ -1,0 +1,212 @@
+//! The tasks that write the Pipeline statuses reconciles decided (queued in
+//! `crate::status_queue`): one task per Pipeline with something to write, so writes of one
+//! Pipeline never overlap, and a bound on writes in flight, so they leave room for Job creates.
+//! After a status is written, the Jobs it no longer points at are deleted.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use kube::Api;
+use kube::api::{DeleteParams, PropagationPolicy};
+use serde_json::value::RawValue;
+use tokio::sync::{Notify, Semaphore};
+use tributary_core::api::Pipeline;
+
+use super::{Context, apply_status};
+use crate::error::{Error, Result};
+use crate::status_queue::{Next, StatusQueue, Submission, Write};
+
+/// Status writes in flight at once, across all Pipelines.
+const WRITES_IN_FLIGHT: usize = 8;
+/// How long a failed write (or deletion) waits before it is tried again.
+const RETRY_AFTER: Duration = Duration::from_secs(2);
+
+pub struct StatusWriter {
+    state: Mutex<State>,
+    permits: Semaphore,
+}
+
+struct State {
+    queue: StatusQueue,
+    /// The running writer of each Pipeline, by object key: woken by newer submissions.
+    writers: HashMap<String, Arc<Notify>>,
+}
+
+impl StatusWriter {
+    pub fn new(interval: Duration) -> Self {
+        StatusWriter {
+            state: Mutex::new(State {
+                queue: StatusQueue::new(interval),
+                writers: HashMap::new(),
+            }),
+            permits: Semaphore::new(WRITES_IN_FLIGHT),
+        }
+    }
+
+    /// Queues a decided status (and the Jobs to delete after it), starting the Pipeline's
+    /// writer if none runs.
+    pub fn submit(&self, ctx: &Arc<Context>, key: &str, submission: Submission) {
+        let mut state = self.state.lock().expect("status writer lock");
+        state.queue.submit(key, submission, Instant::now());
+        // A writer that is still running (even one about to find its slot forgotten) is the
+        // only one: two would write the same object concurrently.
+        match state.writers.get(key) {
+            Some(writer) => writer.notify_one(),
+            None => {
+                let wake = Arc::new(Notify::new());
+                state.writers.insert(key.to_string(), wake.clone());
+                tokio::spawn(write_pipeline_status(ctx.clone(), key.to_string(), wake));
+            }
+        }
+    }
+
+    /// The decided status not yet confirmed written, as JSON, if any.
+    pub fn latest(&self, key: &str, uid: &str) -> Option<Arc<str>> {
+        let state = self.state.lock().expect("status writer lock");
+        state.queue.latest(key, uid)
+    }
+
+    /// The Pipeline is gone: nothing of it is written any more.
+    pub fn forget(&self, key: &str) {
+        let mut state = self.state.lock().expect("status writer lock");
+        state.queue.forget(key);
+        if let Some(writer) = state.writers.get(key) {
+            writer.notify_one();
+        }
+    }
+
+    /// Writes everything queued now and waits (at most `within`) until it is written: on
+    /// shutdown, so that the next leader finds the statuses decided before it.
+    pub async fn flush(&self, within: Duration) {
+        let writers: Vec<Arc<Notify>> = {
+            let mut state = self.state.lock().expect("status writer lock");
+            state.queue.expedite_all(Instant::now());
+            state.writers.values().cloned().collect()
+        };
+        writers.iter().for_each(|w| w.notify_one());
+        let drained = async {
+            while !self
+                .state
+                .lock()
+                .expect("status writer lock")
+                .writers
+                .is_empty()
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        };
+        if tokio::time::timeout(within, drained).await.is_err() {
+            tracing::warn!(
+                "stopping with Pipeline statuses not written; the next leader rebuilds them from the Jobs"
+            );
+        }
+    }
+
+    fn next(&self, key: &str) -> Next {
+        let mut state = self.state.lock().expect("status writer lock");
+        let next = state.queue.next(key, Instant::now());
+        if next == Next::Idle {
+            state.writers.remove(key);
+        }
+        next
+    }
+
+    fn with_queue(&self, f: impl FnOnce(&mut StatusQueue)) {
+        f(&mut self.state.lock().expect("status writer lock").queue)
+    }
+}
+
+/// Writes one Pipeline's queued statuses until nothing is left to write.
+async fn write_pipeline_status(ctx: Arc<Context>, key: String, wake: Arc<Notify>) {
+    let writer = &ctx.status_writer;
+    loop {
+        let write = match writer.next(&key) {
+            Next::Idle => return,
+            Next::WaitUntil(at) => {
+                tokio::select! {
+                    () = tokio::time::sleep_until(at.into()) => {}
+                    () = wake.notified() => {}
+                }
+                continue;
+            }
+            Next::Write(write) => write,
+        };
+        let permit = writer.permits.acquire().await.expect("never closed");
+        let outcome = apply(&ctx, &key, &write).await;
+        drop(permit);
+        match outcome {
+            Ok(()) => {
+                writer.with_queue(|q| q.written(&key, &write, Instant::now()));
+                let failed = delete_jobs(&ctx, &key, &write).await;
+                if !failed.is_empty() {
+                    let retry = Write {
+                        deletes: failed,
+                        ..write
+                    };
+                    writer.with_queue(|q| q.failed(&key, retry, Instant::now() + RETRY_AFTER));
+                }
+            }
+            Err(Error::Kube { source, .. }) if is_not_found(&source) => {
+                // Deleted meanwhile: its Jobs go with it.
+                writer.with_queue(|q| q.forget(&key));
+            }
+            Err(err) => {
+                ctx.count_error("pipeline", &err);
+                tracing::warn!(pipeline = %key, error = %err, "status write failed; retrying");
+                writer.with_queue(|q| q.failed(&key, write, Instant::now() + RETRY_AFTER));
+            }
+        }
+    }
+}
+
+async fn apply(ctx: &Context, key: &str, write: &Write) -> Result<()> {
+    let target = &write.target;
+    let status =
+        RawValue::from_string(write.status.to_string()).map_err(|source| Error::Serialize {
+            what: "status",
+            source,
+        })?;
+    let resource_version = apply_status::<Pipeline>(
+        &ctx.client,
+        &target.namespace,
+        &target.name,
+        &status,
+        "apply Pipeline status",
+    )
+    .await?;
+    ctx.remember_written(
+        key.to_string(),
+        target.uid.clone(),
+        resource_version.as_deref(),
+        write.status.as_bytes(),
+    );
+    Ok(())
+}
+
+/// Deletes the Jobs `write` names (the status just written no longer points at them);
+/// returns those that could not be deleted.
+async fn delete_jobs(ctx: &Context, key: &str, write: &Write) -> Vec<String> {
+    let jobs: Api<k8s_openapi::api::batch::v1::Job> =
+        Api::namespaced(ctx.client.clone(), &write.target.namespace);
+    let params = DeleteParams {
+        propagation_policy: Some(PropagationPolicy::Background),
+        ..Default::default()
+    };
+    let mut failed = Vec::new();
+    for job in &write.deletes {
+        match jobs.delete(job, &params).await {
+            Ok(_) => tracing::info!(pipeline = %key, job = %job, "deleted Job"),
+            Err(err) if is_not_found(&err) => {}
+            Err(err) => {
+                ctx.count_error("pipeline", &Error::kube("delete Job")(err));
+                failed.push(job.clone());
+            }
+        }
+    }
+    failed
+}
+
+fn is_not_found(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(status) if status.code == 404)
+}

@@ -1,0 +1,406 @@
+//! Status writes waiting behind the reconciles, one slot per object: the latest decided
+//! status (newer decisions replace older ones before they are written), when it is due, and
+//! the Jobs to delete once it is written. Pure: the tasks that write live in `controller`.
+//!
+//! Why behind: a reconcile that waited for its status write (~0.2 s under load) held up the
+//! next reconcile of the same Pipeline, and with it the Jobs of tasks that became ready
+//! meanwhile. Writes of one object never overlap, so an older status can never land after a
+//! newer one.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The object a status belongs to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+}
+
+/// One decided status to write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Submission {
+    pub target: Target,
+    /// The status as compact JSON.
+    pub status: Arc<str>,
+    /// Jobs to delete once this status (or a newer one) is written: status must no longer
+    /// point at a Job when it goes.
+    pub deletes: Vec<String>,
+    /// Write at once (a run started or finished, the phase changed, Jobs are to be deleted);
+    /// otherwise the write may wait until `interval` after the object's previous write.
+    pub urgent: bool,
+}
+
+/// What the writer of one object does next.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Next {
+    Write(Write),
+    /// Nothing due before this instant (or before a newer submission wakes the writer).
+    WaitUntil(Instant),
+    /// Everything is written: the writer ends (a later submission starts a new one).
+    Idle,
+}
+
+/// A write to carry out now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Write {
+    pub target: Target,
+    pub status: Arc<str>,
+    pub deletes: Vec<String>,
+    /// Identifies the submission written, for `written` / `failed`.
+    pub version: u64,
+}
+
+#[derive(Debug)]
+struct Slot {
+    target: Target,
+    status: Arc<str>,
+    version: u64,
+    /// The version last written successfully (or 0).
+    written_version: u64,
+    deletes: BTreeSet<String>,
+    due: Instant,
+    /// When this object's status was last written by this queue.
+    last_write: Option<Instant>,
+    /// Whether a submission not yet being written was urgent.
+    urgent: bool,
+}
+
+impl Slot {
+    fn new(
+        target: Target,
+        status: Arc<str>,
+        version: u64,
+        deletes: Vec<String>,
+        now: Instant,
+    ) -> Self {
+        Slot {
+            target,
+            status,
+            version,
+            written_version: 0,
+            deletes: deletes.into_iter().collect(),
+            due: now,
+            last_write: None,
+            urgent: false,
+        }
+    }
+}
+
+/// The slots of every object with a status not yet written.
+#[derive(Debug)]
+pub struct StatusQueue {
+    interval: Duration,
+    slots: HashMap<String, Slot>,
+    /// When objects without a slot were last written, while that still spaces a write.
+    recent_writes: HashMap<String, Instant>,
+    versions: u64,
+}
+
+/// Past this many remembered write times, those too old to matter are dropped.
+const RECENT_WRITES_LIMIT: usize = 10_000;
+
+impl StatusQueue {
+    /// `interval`: least time between two non-urgent writes of one object.
+    pub fn new(interval: Duration) -> Self {
+        StatusQueue {
+            interval,
+            slots: HashMap::new(),
+            recent_writes: HashMap::new(),
+            versions: 0,
+        }
+    }
+
+    /// Queues `submission` for `key`, replacing a status not written yet. Returns true when
+    /// no writer is running for `key` and the caller must start one.
+    pub fn submit(&mut self, key: &str, submission: Submission, now: Instant) -> bool {
+        self.versions += 1;
+        let version = self.versions;
+        let Submission {
+            target,
+            status,
+            deletes,
+            urgent,
+        } = submission;
+        let interval = self.interval;
+        let due_after = |last_write: Option<Instant>| match (urgent, last_write) {
+            (false, Some(at)) => (at + interval).max(now),
+            _ => now,
+        };
+        match self.slots.get_mut(key) {
+            Some(slot) if slot.target.uid == target.uid => {
+                slot.status = status;
+                slot.version = version;
+                slot.deletes.extend(deletes);
+                slot.due = slot.due.min(due_after(slot.last_write));
+                slot.urgent |= urgent;
+                false
+            }
+            Some(slot) => {
+                // The object was re-created under the same name: the old one's status and
+                // deletions are moot. The running writer picks the new slot up.
+                *slot = Slot::new(target, status, version, deletes, now);
+                false
+            }
+            None => {
+                let mut slot = Slot::new(target, status, version, deletes, now);
+                slot.last_write = self.recent_writes.remove(key);
+                slot.due = due_after(slot.last_write);
+                slot.urgent = urgent;
+                self.slots.insert(key.to_string(), slot);
+                true
+            }
+        }
+    }
+
+    /// A status whose write is not confirmed yet; the next decision for the object builds on
+    /// it (the cache does not show it).
+    pub fn latest(&self, key: &str, uid: &str) -> Option<Arc<str>> {
+        let slot = self.slots.get(key)?;
+        (slot.target.uid == uid && slot.written_version < slot.version).then(|| slot.status.clone())
+    }
+
+    /// What the writer of `key` does next.
+    pub fn next(&mut self, key: &str, now: Instant) -> Next {
+        let Some(slot) = self.slots.get_mut(key) else {
+            return Next::Idle;
+        };
+        if slot.written_version == slot.version && slot.deletes.is_empty() {
+            if let Some(at) = slot.last_write {
+                if self.recent_writes.len() >= RECENT_WRITES_LIMIT {
+                    let interval = self.interval;
+                    self.recent_writes.retain(|_, t| now < *t + interval);
+                }
+                self.recent_writes.insert(key.to_string(), at);
+            }
+            self.slots.remove(key);
+            return Next::Idle;
+        }
+        if slot.due > now {
+            return Next::WaitUntil(slot.due);
+        }
+        slot.urgent = false;
+        Next::Write(Write {
+            target: slot.target.clone(),
+            status: slot.status.clone(),
+            deletes: std::mem::take(&mut slot.deletes).into_iter().collect(),
+            version: slot.version,
+        })
+    }
+
+    /// The write of `write` succeeded at `now`.
+    pub fn written(&mut self, key: &str, write: &Write, now: Instant) {
+        let Some(slot) = self.slots.get_mut(key) else {
+            return;
+        };
+        if slot.target.uid != write.target.uid {
+            return;
+        }
+        slot.written_version = slot.written_version.max(write.version);
+        slot.last_write = Some(now);
+        if !slot.urgent {
+            // Progress decided from now on (or while the write was in flight) is spaced from
+            // this write; an urgent decision made meanwhile is already due.
+            slot.due = now + self.interval;
+        }
+    }
+
+    /// The write failed; try again at `retry_at` (its deletions too, after the status).
+    pub fn failed(&mut self, key: &str, write: Write, retry_at: Instant) {
+        let Some(slot) = self.slots.get_mut(key) else {
+            return;
+        };
+        if slot.target.uid != write.target.uid {
+            return;
+        }
+        slot.deletes.extend(write.deletes);
+        slot.due = slot.due.max(retry_at);
+    }
+
+    /// Makes every queued write due now (the operator is stopping).
+    pub fn expedite_all(&mut self, now: Instant) {
+        for slot in self.slots.values_mut() {
+            slot.due = slot.due.min(now);
+        }
+    }
+
+    /// The object is gone (deleted, or its status cannot be written any more).
+    pub fn forget(&mut self, key: &str) {
+        self.slots.remove(key);
+        self.recent_writes.remove(key);
+    }
+
+    /// Objects with a status not written yet.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INTERVAL: Duration = Duration::from_secs(1);
+
+    fn submission(uid: &str, status: &str, deletes: &[&str], urgent: bool) -> Submission {
+        Submission {
+            target: Target {
+                namespace: "shop".into(),
+                name: "retail".into(),
+                uid: uid.into(),
+            },
+            status: status.into(),
+            deletes: deletes.iter().map(|d| d.to_string()).collect(),
+            urgent,
+        }
+    }
+
+    fn expect_write(queue: &mut StatusQueue, now: Instant) -> Write {
+        match queue.next("shop/retail", now) {
+            Next::Write(write) => write,
+            other => panic!("expected a write, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_newer_decision_replaces_one_not_yet_written_and_keeps_its_deletions() {
+        let mut queue = StatusQueue::new(INTERVAL);
+        let now = Instant::now();
+        assert!(queue.submit("shop/retail", submission("u1", "a", &["j1"], true), now));
+        assert!(!queue.submit("shop/retail", submission("u1", "b", &["j2"], false), now));
+        assert_eq!(queue.latest("shop/retail", "u1").as_deref(), Some("b"));
+        let write = expect_write(&mut queue, now);
+        assert_eq!(&*write.status, "b");
+        assert_eq!(write.deletes, ["j1", "j2"]);
+        queue.written("shop/retail", &write, now);
+        assert_eq!(queue.latest("shop/retail", "u1"), None);
+        assert_eq!(queue.next("shop/retail", now), Next::Idle);
+        assert!(queue.is_empty());
+    }
+
+    #[test]
+    fn progress_waits_out_the_interval_after_the_last_write_but_urgent_changes_do_not() {
+        let mut queue = StatusQueue::new(INTERVAL);
+        let t0 = Instant::now();
+        queue.submit("shop/retail", submission("u1", "a", &[], true), t0);
+        let write = expect_write(&mut queue, t0);
+        queue.written("shop/retail", &write, t0);
+        assert_eq!(queue.next("shop/retail", t0), Next::Idle);
+
+        // Progress 100 ms later waits until a second after the write...
+        let t1 = t0 + Duration::from_millis(100);
+        assert!(queue.submit("shop/retail", submission("u1", "b", &[], false), t1));
+        assert_eq!(
+            queue.next("shop/retail", t1),
+            Next::WaitUntil(t0 + INTERVAL)
+        );
+        // ...unless something urgent comes up meanwhile.
+        let t2 = t0 + Duration::from_millis(200);
+        queue.submit("shop/retail", submission("u1", "c", &[], true), t2);
+        assert_eq!(&*expect_write(&mut queue, t2).status, "c");
+    }
+
+    #[test]
+    fn a_decision_made_while_a_write_is_in_flight_is_written_after_it() {
+        let mut queue = StatusQueue::new(INTERVAL);
+        let t0 = Instant::now();
+        queue.submit("shop/retail", submission("u1", "a", &[], true), t0);
+        let first = expect_write(&mut queue, t0);
+        queue.submit("shop/retail", submission("u1", "b", &[], false), t0);
+        // The next reconcile builds on the newest decision, not on the one in flight.
+        assert_eq!(queue.latest("shop/retail", "u1").as_deref(), Some("b"));
+        let t1 = t0 + Duration::from_millis(200);
+        queue.written("shop/retail", &first, t1);
+        assert_eq!(queue.latest("shop/retail", "u1").as_deref(), Some("b"));
+        assert_eq!(
+            queue.next("shop/retail", t1),
+            Next::WaitUntil(t1 + INTERVAL)
+        );
+        assert_eq!(&*expect_write(&mut queue, t1 + INTERVAL).status, "b");
+
+        // An urgent decision during a write goes right after it.
+        let t2 = t1 + INTERVAL;
+        queue.submit("shop/retail", submission("u1", "c", &[], true), t2);
+        let urgent_during = expect_write(&mut queue, t2);
+        queue.submit("shop/retail", submission("u1", "d", &["j1"], true), t2);
+        queue.written("shop/retail", &urgent_during, t2);
+        let next = expect_write(&mut queue, t2);
+        assert_eq!(
+            (&*next.status, next.deletes.as_slice()),
+            ("d", &["j1".to_string()][..])
+        );
+    }
+
+    #[test]
+    fn a_failed_write_is_retried_later_with_its_deletions() {
+        let mut queue = StatusQueue::new(INTERVAL);
+        let t0 = Instant::now();
+        queue.submit("shop/retail", submission("u1", "a", &["j1"], true), t0);
+        let write = expect_write(&mut queue, t0);
+        let retry_at = t0 + Duration::from_secs(2);
+        queue.failed("shop/retail", write, retry_at);
+        assert_eq!(queue.latest("shop/retail", "u1").as_deref(), Some("a"));
+        assert_eq!(queue.next("shop/retail", t0), Next::WaitUntil(retry_at));
+        let again = expect_write(&mut queue, retry_at);
+        assert_eq!(
+            (&*again.status, again.deletes.as_slice()),
+            ("a", &["j1".to_string()][..])
+        );
+    }
+
+    #[test]
+    fn a_status_written_whose_deletions_failed_keeps_the_writer_until_they_are_done() {
+        let mut queue = StatusQueue::new(INTERVAL);
+        let t0 = Instant::now();
+        queue.submit("shop/retail", submission("u1", "a", &["j1"], true), t0);
+        let write = expect_write(&mut queue, t0);
+        queue.written("shop/retail", &write, t0);
+        let retry_at = t0 + Duration::from_secs(2);
+        queue.failed("shop/retail", write, retry_at);
+        assert_eq!(queue.next("shop/retail", t0), Next::WaitUntil(retry_at));
+        assert_eq!(expect_write(&mut queue, retry_at).deletes, ["j1"]);
+    }
+
+    #[test]
+    fn an_object_recreated_under_the_same_name_drops_the_old_ones_status() {
+        let mut queue = StatusQueue::new(INTERVAL);
+        let t0 = Instant::now();
+        queue.submit("shop/retail", submission("old", "a", &["j1"], false), t0);
+        assert!(!queue.submit("shop/retail", submission("new", "b", &[], false), t0));
+        assert_eq!(queue.latest("shop/retail", "old"), None);
+        let write = expect_write(&mut queue, t0);
+        assert_eq!((&*write.target.uid, &*write.status), ("new", "b"));
+        assert!(write.deletes.is_empty());
+    }
+
+    #[test]
+    fn a_stopping_operator_writes_spaced_progress_at_once() {
+        let mut queue = StatusQueue::new(INTERVAL);
+        let t0 = Instant::now();
+        queue.submit("shop/retail", submission("u1", "a", &[], true), t0);
+        let write = expect_write(&mut queue, t0);
+        queue.written("shop/retail", &write, t0);
+        queue.submit("shop/retail", submission("u1", "b", &[], false), t0);
+        assert!(matches!(queue.next("shop/retail", t0), Next::WaitUntil(_)));
+        queue.expedite_all(t0);
+        assert_eq!(&*expect_write(&mut queue, t0).status, "b");
+    }
+
+    #[test]
+    fn a_forgotten_object_ends_its_writer() {
+        let mut queue = StatusQueue::new(INTERVAL);
+        let t0 = Instant::now();
+        queue.submit("shop/retail", submission("u1", "a", &[], true), t0);
+        queue.forget("shop/retail");
+        assert_eq!(queue.next("shop/retail", t0), Next::Idle);
+        assert!(queue.submit("shop/retail", submission("u1", "b", &[], false), t0));
+        // Forgotten means no spacing either: the new object's first write is due at once.
+        assert!(matches!(queue.next("shop/retail", t0), Next::Write(_)));
+    }
+}
