@@ -896,6 +896,8 @@ async fn bench(client: Client, namespaces: Namespaces, scale: Scale) {
         let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         probe.local_addr().unwrap().to_string()
     };
+    // Reconciles at once: BENCH_CONCURRENCY, else 32.
+    let concurrency = std::env::var("BENCH_CONCURRENCY").unwrap_or_else(|_| "32".into());
     let operator = std::process::Command::new(env!("CARGO_BIN_EXE_tributary-operator"))
         .args([
             "--namespace",
@@ -909,7 +911,7 @@ async fn bench(client: Client, namespaces: Namespaces, scale: Scale) {
             "--kube-burst",
             "2000",
             "--concurrency",
-            "32",
+            &concurrency,
         ])
         .env("RUST_LOG", "warn")
         // As recommended for the Deployment: glibc's per-thread arenas otherwise inflate RSS.

@@ -17,7 +17,8 @@ use crate::observe::{TaskJobFacts, task_job_facts};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IndexedJob {
     pub facts: TaskJobFacts,
-    pub uid: Box<str>,
+    /// Shared with the index's own map of Jobs by uid.
+    pub uid: Arc<str>,
     /// The Job's resourceVersion as a number (0 if it is not one).
     pub rv: u64,
 }
@@ -29,7 +30,7 @@ pub struct JobIndex {
     by_owner: HashMap<Arc<str>, Vec<IndexedJob>>,
     /// Per Job uid: the Pipeline it was filed under, so that a Job whose owner reference
     /// changed or went away leaves its old place.
-    owner_of: HashMap<Box<str>, Arc<str>>,
+    owner_of: HashMap<Arc<str>, Arc<str>>,
     /// The list being replayed after a (re)start of the watch; replaces the index when done.
     listing: Option<Box<JobIndex>>,
     /// Whether a first list completed.
@@ -107,29 +108,33 @@ impl JobIndex {
         let (Some(uid), Some(facts)) = (job.metadata.uid.as_deref(), task_job_facts(job)) else {
             return;
         };
+        let uid: Arc<str> = match self.owner_of.get_key_value(uid) {
+            Some((shared, _)) => shared.clone(),
+            None => uid.into(),
+        };
         let entry = IndexedJob {
             facts,
-            uid: uid.into(),
+            uid: uid.clone(),
             rv: resource_version(&job.metadata),
         };
-        match self.owner_of.get(uid) {
+        match self.owner_of.get(&uid) {
             Some(filed) if &**filed == owner_uid => {
                 let jobs = self.by_owner.get_mut(owner_uid).expect("filed owner");
-                match jobs.iter_mut().find(|j| *j.uid == *uid) {
+                match jobs.iter_mut().find(|j| j.uid == uid) {
                     Some(existing) => *existing = entry,
-                    None => jobs.push(entry),
+                    None => push_exact(jobs, entry),
                 }
                 return;
             }
-            Some(_) => self.remove(uid),
+            Some(_) => self.remove(&uid),
             None => {}
         }
         let owner: Arc<str> = match self.by_owner.get_key_value(owner_uid) {
             Some((key, _)) => key.clone(),
             None => owner_uid.into(),
         };
-        self.by_owner.entry(owner.clone()).or_default().push(entry);
-        self.owner_of.insert(uid.into(), owner);
+        push_exact(self.by_owner.entry(owner.clone()).or_default(), entry);
+        self.owner_of.insert(uid, owner);
     }
 
     fn remove(&mut self, uid: &str) {
@@ -138,11 +143,19 @@ impl JobIndex {
         };
         if let Some(jobs) = self.by_owner.get_mut(&owner) {
             jobs.retain(|j| *j.uid != *uid);
+            jobs.shrink_to_fit();
             if jobs.is_empty() {
                 self.by_owner.remove(&owner);
             }
         }
     }
+}
+
+/// Appends without the spare room a growing `Vec` keeps (20 Jobs would take the room of 32,
+/// and a thousand Pipelines' worth of room adds up); the copy is cheap at a Pipeline's size.
+fn push_exact(jobs: &mut Vec<IndexedJob>, job: IndexedJob) {
+    jobs.reserve_exact(1);
+    jobs.push(job);
 }
 
 /// A Pipeline to reconcile because one of its Jobs changed.
