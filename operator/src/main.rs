@@ -120,6 +120,7 @@ async fn main() -> anyhow::Result<()> {
             node_selector: config.runner_node_selector.clone(),
         },
         concurrency: config.concurrency,
+        run_start_concurrency: config.run_start_concurrency,
         task_start_events: config.task_start_events,
         instance: identity.clone(),
         openlineage: config.openlineage(),

@@ -58,6 +58,7 @@ pub struct Metrics {
     pub runs_finished: Family<OutcomeLabels, Counter>,
     pub tasks: Family<OutcomeLabels, Counter>,
     pub jobs_created: Counter,
+    pub run_starts_deferred: Counter,
     pub dispatch_latency: Histogram,
     pub leader: Gauge,
     pub kube_requests: Family<RequestLabels, Counter>,
@@ -121,6 +122,12 @@ impl Default for Metrics {
             "Jobs created (task attempts and connection checks)",
             jobs_created.clone(),
         );
+        let run_starts_deferred = Counter::default();
+        registry.register(
+            "run_starts_deferred",
+            "Run starts that waited for their turn (--run-start-concurrency runs were starting)",
+            run_starts_deferred.clone(),
+        );
         let dispatch_latency = Histogram::new(latency_buckets());
         registry.register(
             "dispatch_latency_seconds",
@@ -169,6 +176,7 @@ impl Default for Metrics {
             runs_finished,
             tasks,
             jobs_created,
+            run_starts_deferred,
             dispatch_latency,
             leader,
             kube_requests,

@@ -455,6 +455,56 @@ async fn finished_jobs_of_runs_before_the_last_two_are_deleted_after_the_status_
 }
 
 #[tokio::test]
+async fn runs_starting_beyond_the_start_limit_wait_their_turn_and_all_complete() {
+    let Some(mut h) = Harness::new("starts").await else {
+        return;
+    };
+    h.create_secret("pg", json!({"username": "u", "password": "p"}))
+        .await;
+    h.apply_data_source("warehouse", warehouse()).await;
+    let names: Vec<String> = (0..8).map(|i| format!("s{i}")).collect();
+    for name in &names {
+        h.apply_pipeline(
+            name,
+            json!({"tasks": [sql_task("a", &[]), sql_task("b", &[]), sql_task("c", &["a", "b"])]}),
+        )
+        .await;
+    }
+    // All eight arrive with the operator's first list, one start at a time.
+    h.extra_args = vec!["--run-start-concurrency".into(), "1".into()];
+    h.start_operator();
+    for name in &names {
+        for task in ["a", "b"] {
+            let job = format!("{name}-g1-{task}-1");
+            h.wait_job(&job).await;
+            h.succeed(&job, 1).await;
+        }
+    }
+    for name in &names {
+        let job = format!("{name}-g1-c-1");
+        h.wait_job(&job).await;
+        h.succeed(&job, 1).await;
+    }
+    for name in &names {
+        h.wait_pipeline(name, "its run to succeed", |p| {
+            run_phase(p) == Some(RunPhase::Succeeded)
+        })
+        .await;
+    }
+    let (_, metrics) = h.http_get("/metrics");
+    let deferred: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("tributary_run_starts_deferred_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("the deferred-starts counter");
+    eprintln!("run starts deferred: {deferred}");
+    assert!(
+        deferred >= 1.0,
+        "eight runs starting together with one start at a time: some must have waited"
+    );
+}
+
+#[tokio::test]
 async fn a_pipeline_on_a_one_minute_cron_runs_when_due_and_reports_its_next_run() {
     let Some(mut h) = Harness::new("cron").await else {
         return;

@@ -4,6 +4,7 @@
 
 mod datasource;
 mod pipeline;
+mod start_gate;
 mod status_writer;
 
 use std::collections::HashMap;
@@ -51,6 +52,8 @@ pub struct Context {
     pod_progress: tokio::sync::watch::Receiver<u64>,
     /// Pipeline statuses decided and not written yet, and the tasks writing them.
     status_writer: status_writer::StatusWriter,
+    /// Admission of new runs (`--run-start-concurrency`).
+    start_gate: Arc<start_gate::StartGate>,
     memory: Mutex<Memory>,
 }
 
@@ -391,6 +394,7 @@ pub struct Options {
     pub namespace: Option<String>,
     pub settings: PodSettings,
     pub concurrency: u16,
+    pub run_start_concurrency: u16,
     pub task_start_events: bool,
     pub instance: String,
     pub openlineage: Option<crate::openlineage_client::Settings>,
@@ -436,7 +440,7 @@ pub async fn run(
         api::<CachedJob>(&client, ns),
         task_jobs.clone(),
         jobs_ready_tx,
-        job_triggers_tx,
+        job_triggers_tx.clone(),
     );
     let (check_jobs, check_job_writer) = reflector::store_shared::<CachedJob>(1024);
     let check_job_events = check_job_writer.subscribe().expect("shared store");
@@ -475,6 +479,10 @@ pub async fn run(
         pod_results,
         pod_progress,
         status_writer: status_writer::StatusWriter::new(STATUS_WRITE_INTERVAL),
+        start_gate: start_gate::StartGate::new(
+            usize::from(options.run_start_concurrency),
+            job_triggers_tx.clone(),
+        ),
         memory: Mutex::new(Memory::default()),
     });
 

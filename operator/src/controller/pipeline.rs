@@ -11,6 +11,7 @@ use chrono::Utc;
 use k8s_openapi::api::batch::v1::Job;
 use kube::api::PostParams;
 use kube::runtime::controller::Action;
+use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
 use tributary_core::api::{Pipeline, PipelineStatus};
 
@@ -28,6 +29,10 @@ const CONTROLLER: &str = "pipeline";
 
 /// Job creations (and pod-result reads) one reconcile has in flight at once.
 const CREATES_IN_FLIGHT: usize = 8;
+
+/// When a run start that had to wait tries again at the latest (it is normally woken as soon
+/// as a start frees up).
+const START_RETRY: Duration = Duration::from_secs(2);
 
 pub async fn reconcile(pipeline: Arc<Pipeline>, ctx: Arc<Context>) -> Result<Action> {
     let started = Instant::now();
@@ -110,6 +115,23 @@ async fn reconcile_inner(pipeline: &Pipeline, ctx: &Arc<Context>) -> Result<Acti
     // Whole seconds: status stays compact and stable (Job times have that resolution too).
     let now = chrono::SubsecRound::trunc_subsecs(Utc::now(), 0);
     let decision = decide(&view, &data_sources, &attempts, now);
+
+    // A new run's first Jobs wait for a start while `--run-start-concurrency` others are
+    // being started (the decision is made again when its turn comes).
+    let _admission = if decision.runs_started.is_empty() || decision.create.is_empty() {
+        None
+    } else {
+        match ctx
+            .start_gate
+            .try_admit(&ObjectRef::new(&name).within(&namespace))
+        {
+            Some(admission) => Some(admission),
+            None => {
+                ctx.metrics.run_starts_deferred.inc();
+                return Ok(Action::requeue(START_RETRY));
+            }
+        }
+    };
 
     // 1. Jobs first: a crash after this point leaves Jobs that the next reconcile adopts.
     // Created concurrently: a layer of tasks ready together should not wait in line.
