@@ -914,8 +914,12 @@ async fn bench(client: Client, namespaces: Namespaces, scale: Scale) {
             &concurrency,
         ])
         .env("RUST_LOG", "warn")
-        // As recommended for the Deployment: glibc's per-thread arenas otherwise inflate RSS.
-        .env("MALLOC_ARENA_MAX", "2")
+        // As the chart's Deployment sets it (glibc's per-thread arenas otherwise inflate RSS),
+        // unless the environment chooses allocator settings to compare.
+        .env(
+            "MALLOC_ARENA_MAX",
+            std::env::var("MALLOC_ARENA_MAX").unwrap_or_else(|_| "2".into()),
+        )
         .stdout(std::process::Stdio::from(log.try_clone().unwrap()))
         .stderr(std::process::Stdio::from(log))
         .spawn()
