@@ -582,6 +582,20 @@ pub async fn run(
 /// How long a stopping operator waits for its queued status writes.
 const SHUTDOWN_FLUSH: Duration = Duration::from_secs(5);
 
+/// The next event of a watch; errors are logged and skipped (the watcher backs off and
+/// resumes by itself). `None` once the stream ends.
+async fn next_event<K>(
+    stream: &mut (impl futures::Stream<Item = watcher::Result<watcher::Event<K>>> + Unpin),
+    watch: &str,
+) -> Option<watcher::Event<K>> {
+    loop {
+        match stream.try_next().await {
+            Ok(event) => return event,
+            Err(err) => tracing::debug!(error = %err, watch, "watch error"),
+        }
+    }
+}
+
 /// Feeds `index` from the watch on task Jobs, marks it ready after the first list, and names
 /// the Pipeline of every changed Job to `triggers` (what `Controller::owns` would do).
 async fn watch_task_jobs(
@@ -592,15 +606,7 @@ async fn watch_task_jobs(
 ) {
     let stream = watcher(jobs, watcher::Config::default().labels(LABEL_PIPELINE)).default_backoff();
     futures::pin_mut!(stream);
-    loop {
-        let event = match stream.try_next().await {
-            Ok(Some(event)) => event,
-            Ok(None) => return,
-            Err(err) => {
-                tracing::debug!(error = %err, "task Job watch");
-                continue;
-            }
-        };
+    while let Some(event) = next_event(&mut stream, "task Job watch").await {
         let target = {
             let mut index = index.lock().expect("job index lock");
             match event {
@@ -642,15 +648,7 @@ async fn watch_pod_results(
     let selector = format!("{LABEL_MANAGED_BY}={}", crate::MANAGED_BY);
     let stream = watcher(pods, watcher::Config::default().labels(&selector)).default_backoff();
     futures::pin_mut!(stream);
-    loop {
-        let event = match stream.try_next().await {
-            Ok(Some(event)) => event,
-            Ok(None) => return,
-            Err(err) => {
-                tracing::debug!(error = %err, "pod watch");
-                continue;
-            }
-        };
+    while let Some(event) = next_event(&mut stream, "pod watch").await {
         let seen = {
             let mut index = index.lock().expect("pod results lock");
             match event {
