@@ -86,7 +86,7 @@ pub struct Config {
     pub concurrency: u16,
     /// New runs whose first Jobs are being created at once; further run starts wait their
     /// turn, so that runs under way keep dispatching their next tasks during a burst.
-    #[arg(long, env = "TRIBUTARY_RUN_START_CONCURRENCY", default_value_t = 8,
+    #[arg(long, env = "TRIBUTARY_RUN_START_CONCURRENCY", default_value_t = 4,
           value_parser = clap::value_parser!(u16).range(1..))]
     pub run_start_concurrency: u16,
     /// Log format: `json` (one object per line) or `text`.

@@ -96,11 +96,13 @@ impl JobIndex {
     }
 
     /// How many Jobs the index holds.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.owner_of.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
         self.owner_of.is_empty()
     }
 

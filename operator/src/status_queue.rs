@@ -232,12 +232,9 @@ impl StatusQueue {
         self.recent_writes.remove(key);
     }
 
-    /// Objects with a status not written yet.
-    pub fn len(&self) -> usize {
-        self.slots.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
+    /// Whether no object has a status left to write.
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
         self.slots.is_empty()
     }
 }
