@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use k8s_openapi::api::batch::v1::Job;
 use kube::Api;
 use kube::api::{DeleteParams, PropagationPolicy};
 use serde_json::value::RawValue;
@@ -187,8 +188,7 @@ async fn apply(ctx: &Context, key: &str, write: &Write) -> Result<()> {
 /// Deletes the Jobs `write` names (the status just written no longer points at them);
 /// returns those that could not be deleted.
 async fn delete_jobs(ctx: &Context, key: &str, write: &Write) -> Vec<String> {
-    let jobs: Api<k8s_openapi::api::batch::v1::Job> =
-        Api::namespaced(ctx.client.clone(), &write.target.namespace);
+    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &write.target.namespace);
     let params = DeleteParams {
         propagation_policy: Some(PropagationPolicy::Background),
         ..Default::default()
