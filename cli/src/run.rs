@@ -408,19 +408,7 @@ fn container_result(skip: bool) -> TaskResult {
             "container tasks run the user's image and are not run locally; pass --skip-containers to treat them as done",
         )
     };
-    TaskResult {
-        outcome,
-        message: message.into(),
-        inputs: vec![],
-        outputs: vec![],
-        rows: None,
-        bytes: None,
-        files: None,
-        checks: vec![],
-        schema: Default::default(),
-        watermark: None,
-        manifest: None,
-    }
+    TaskResult::new(outcome, message)
 }
 
 fn report_event(

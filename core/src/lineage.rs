@@ -173,6 +173,23 @@ pub const MAX_TERMINATION_MESSAGE: usize = 4096;
 pub const MAX_STATUS_DATASETS: usize = 10;
 
 impl TaskResult {
+    /// A result with only an outcome and a message: no datasets, counts, checks or schema.
+    pub fn new(outcome: Outcome, message: impl Into<String>) -> Self {
+        TaskResult {
+            outcome,
+            message: message.into(),
+            inputs: vec![],
+            outputs: vec![],
+            rows: None,
+            bytes: None,
+            files: None,
+            checks: vec![],
+            schema: BTreeMap::new(),
+            watermark: None,
+            manifest: None,
+        }
+    }
+
     /// Serialises to at most 4 KiB: datasets, checks and schema are dropped (the manifest keeps
     /// them) and the message shortened, in that order, until it fits.
     pub fn to_termination_message(&self) -> String {

@@ -82,17 +82,9 @@ fn result(
     outputs: Vec<DatasetReport>,
 ) -> String {
     TaskResult {
-        outcome,
-        message: message.into(),
         inputs,
         outputs,
-        rows: None,
-        bytes: None,
-        files: None,
-        checks: vec![],
-        schema: Default::default(),
-        watermark: None,
-        manifest: None,
+        ..TaskResult::new(outcome, message)
     }
     .to_termination_message()
 }

@@ -61,19 +61,7 @@ pub async fn execute(input: &RunnerInput, secrets: &Secrets, progress: Progress)
 
 /// The result reported for an error.
 pub fn failure(e: &Error) -> TaskResult {
-    TaskResult {
-        outcome: e.outcome(),
-        message: e.message.clone(),
-        inputs: vec![],
-        outputs: vec![],
-        rows: None,
-        bytes: None,
-        files: None,
-        checks: vec![],
-        schema: Default::default(),
-        watermark: None,
-        manifest: None,
-    }
+    TaskResult::new(e.outcome(), e.message.clone())
 }
 
 /// Installs JSON logs on stderr (level from `RUST_LOG`, default `info`).

@@ -509,9 +509,6 @@ impl Harness {
 /// A runner result as the runner writes it to its termination message.
 pub fn result(outcome: Outcome, message: &str, rows: u64) -> String {
     TaskResult {
-        outcome,
-        message: message.into(),
-        inputs: vec![],
         outputs: vec![tributary_core::lineage::DatasetReport {
             namespace: "s3://raw".into(),
             name: format!("out/{rows}.jsonl"),
@@ -522,10 +519,7 @@ pub fn result(outcome: Outcome, message: &str, rows: u64) -> String {
         rows: Some(rows),
         bytes: Some(rows * 100),
         files: Some(1),
-        checks: vec![],
-        schema: Default::default(),
-        watermark: None,
-        manifest: None,
+        ..TaskResult::new(outcome, message)
     }
     .to_termination_message()
 }

@@ -76,21 +76,12 @@ pub async fn run(input: &CheckConnectionInput, secrets: &Secrets) -> Result<Task
         )));
     };
     Ok(TaskResult {
-        outcome: Outcome::Succeeded,
-        message,
         inputs: vec![DatasetReport {
             namespace: ns,
             name: String::new(),
             ..Default::default()
         }],
-        outputs: vec![],
-        rows: None,
-        bytes: None,
-        files: None,
-        checks: vec![],
-        schema: Default::default(),
-        watermark: None,
-        manifest: None,
+        ..TaskResult::new(Outcome::Succeeded, message)
     })
 }
 
