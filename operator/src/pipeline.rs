@@ -242,6 +242,22 @@ fn cancel_transitions(run: &RunStatus, now: DateTime<Utc>) -> Vec<Transition> {
 }
 
 impl Decision {
+    /// Whether its status must be written at once rather than spaced like mere progress: a
+    /// run started or finished, the phase changed (from `applied`, what the server holds), or
+    /// Jobs are to be deleted (which wait for the write).
+    pub fn status_is_urgent(&self, applied: &PipelineStatus) -> bool {
+        !self.delete.is_empty()
+            || !self.runs_started.is_empty()
+            || !self.runs_finished.is_empty()
+            || self.status.phase != applied.phase
+    }
+
+    /// Whether carrying it out creates the first Jobs of a new run (which waits for a start:
+    /// `--run-start-concurrency`).
+    pub fn starts_a_run(&self) -> bool {
+        !self.runs_started.is_empty() && !self.create.is_empty()
+    }
+
     fn new(status: PipelineStatus) -> Decision {
         Decision {
             status,

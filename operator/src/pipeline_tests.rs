@@ -475,8 +475,8 @@ fn a_running_task_whose_job_is_not_seen_yet_is_ensured_idempotently() {
     assert!(d.events.is_empty());
 }
 
-#[test]
-fn a_new_generation_cancels_the_running_run_and_deletes_its_jobs() {
+/// The decision when generation 2 arrives while run g1's first task is running.
+fn a_new_generation_while_g1_runs() -> Decision {
     let p = a_pipeline().diamond().build();
     let d = decide_for(&p, &BTreeMap::new(), "2026-01-01T00:00:00Z");
     let p = a_pipeline()
@@ -484,11 +484,16 @@ fn a_new_generation_cancels_the_running_run_and_deletes_its_jobs() {
         .generation(2)
         .with_status(after(&d))
         .build();
-    let d = decide_for(
+    decide_for(
         &p,
         &observed_jobs().running("g1", "a", 1).build(),
         "2026-01-01T00:00:10Z",
-    );
+    )
+}
+
+#[test]
+fn a_new_generation_cancels_the_running_run_and_deletes_its_jobs() {
+    let d = a_new_generation_while_g1_runs();
     assert_eq!(d.status.last_run.as_ref().unwrap().id, "g2");
     assert_eq!(d.delete, vec!["retail-g1-a-1"]);
     assert_eq!(d.status.history[0].phase, RunPhase::Cancelled);
@@ -793,18 +798,7 @@ fn deciding_again_on_the_same_state_reports_no_transition_twice() {
 
 #[test]
 fn a_cancelled_run_reports_its_running_attempts_and_itself_as_aborted() {
-    let p = a_pipeline().diamond().build();
-    let d = decide_for(&p, &BTreeMap::new(), "2026-01-01T00:00:00Z");
-    let p = a_pipeline()
-        .diamond()
-        .generation(2)
-        .with_status(after(&d))
-        .build();
-    let d = decide_for(
-        &p,
-        &observed_jobs().running("g1", "a", 1).build(),
-        "2026-01-01T00:00:10Z",
-    );
+    let d = a_new_generation_while_g1_runs();
     assert_eq!(
         d.transitions[..2],
         [
@@ -840,4 +834,18 @@ fn a_scheduled_run_reports_its_fire_time_as_nominal_time() {
         Some(Transition::RunStarted { trigger: RunTrigger::Schedule, nominal_time: Some(t), .. })
             if *t == at("2026-01-01T02:00:00Z")
     ));
+}
+
+#[test]
+fn a_starting_run_is_written_at_once_and_its_progress_is_not() {
+    let p = a_pipeline().diamond().build();
+    let start = decide_for(&p, &BTreeMap::new(), "2026-01-01T00:00:00Z");
+    assert!(start.starts_a_run());
+    assert!(start.status_is_urgent(&PipelineStatus::default()));
+
+    let p = a_pipeline().diamond().with_status(after(&start)).build();
+    let jobs = observed_jobs().running("g1", "a", 1).build();
+    let progress = decide_for(&p, &jobs, "2026-01-01T00:00:02Z");
+    assert!(!progress.starts_a_run());
+    assert!(!progress.status_is_urgent(&start.status));
 }

@@ -617,7 +617,7 @@ async fn watch_task_jobs(
                 watcher::Event::InitApply(job) => index.apply(&job, true),
                 watcher::Event::InitDone => {
                     index.relist_done();
-                    ready.send_replace(true);
+                    ready.send_replace(index.is_ready());
                     None
                 }
                 watcher::Event::Apply(job) => index.apply(&job, false),

@@ -118,7 +118,7 @@ async fn reconcile_inner(pipeline: &Pipeline, ctx: &Arc<Context>) -> Result<Acti
 
     // A new run's first Jobs wait for a start while `--run-start-concurrency` others are
     // being started (the decision is made again when its turn comes).
-    let _admission = if decision.runs_started.is_empty() || decision.create.is_empty() {
+    let _admission = if !decision.starts_a_run() {
         None
     } else {
         match ctx
@@ -199,10 +199,7 @@ async fn reconcile_inner(pipeline: &Pipeline, ctx: &Arc<Context>) -> Result<Acti
     // status is built on meanwhile; lost in a crash, it is rebuilt from the Jobs like any
     // lost write).
     if decision.status != status || !decision.delete.is_empty() {
-        let urgent = !decision.delete.is_empty()
-            || !decision.runs_started.is_empty()
-            || !decision.runs_finished.is_empty()
-            || decision.status.phase != applied.phase;
+        let urgent = decision.status_is_urgent(&applied);
         let json = serde_json::to_string(&decision.status).map_err(|source| Error::Serialize {
             what: "status",
             source,
