@@ -250,19 +250,7 @@ pub fn a_task_input<const N: usize>(
 pub struct ResultBuilder(TaskResult);
 
 pub fn a_result(outcome: Outcome) -> ResultBuilder {
-    ResultBuilder(TaskResult {
-        outcome,
-        message: "done".into(),
-        inputs: vec![],
-        outputs: vec![],
-        rows: None,
-        bytes: None,
-        files: None,
-        checks: vec![],
-        schema: BTreeMap::new(),
-        watermark: None,
-        manifest: None,
-    })
+    ResultBuilder(TaskResult::new(outcome, "done"))
 }
 
 impl ResultBuilder {
