@@ -33,6 +33,7 @@ use crate::conditions::{self, Desired, READY, SUCCEEDED, Status, VALID};
 use crate::events::EventNote;
 use crate::jobs::{self, Owner, PodSettings, TaskJob};
 use crate::observe::{PodResult, TaskJobFacts, observation};
+use crate::status_queue::Urgency;
 
 /// Largest status the operator writes; etcd objects stay far below their 1.5 MiB limit and
 /// `kubectl get -o yaml` stays readable.
@@ -242,14 +243,20 @@ fn cancel_transitions(run: &RunStatus, now: DateTime<Utc>) -> Vec<Transition> {
 }
 
 impl Decision {
-    /// Whether its status must be written at once rather than spaced like mere progress: a
-    /// run started or finished, the phase changed (from `applied`, what the server holds), or
-    /// Jobs are to be deleted (which wait for the write).
-    pub fn status_is_urgent(&self, applied: &PipelineStatus) -> bool {
-        !self.delete.is_empty()
-            || !self.runs_started.is_empty()
-            || !self.runs_finished.is_empty()
-            || self.status.phase != applied.phase
+    /// How soon its status must be written: at once when a run finished, Jobs are to be
+    /// deleted (they wait for the write) or the phase changed from `applied` (what the server
+    /// holds) other than by a run starting; a starting run settles for one interval so that
+    /// its first progress joins the write; anything else is progress, spaced.
+    pub fn status_urgency(&self, applied: &PipelineStatus) -> Urgency {
+        if !self.delete.is_empty() || !self.runs_finished.is_empty() {
+            Urgency::Now
+        } else if !self.runs_started.is_empty() {
+            Urgency::Settle
+        } else if self.status.phase != applied.phase {
+            Urgency::Now
+        } else {
+            Urgency::Progress
+        }
     }
 
     /// Whether carrying it out creates the first Jobs of a new run (which waits for a start:

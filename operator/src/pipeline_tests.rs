@@ -837,15 +837,28 @@ fn a_scheduled_run_reports_its_fire_time_as_nominal_time() {
 }
 
 #[test]
-fn a_starting_run_is_written_at_once_and_its_progress_is_not() {
+fn a_starting_run_settles_its_progress_is_spaced_and_its_end_is_written_at_once() {
     let p = a_pipeline().diamond().build();
     let start = decide_for(&p, &BTreeMap::new(), "2026-01-01T00:00:00Z");
     assert!(start.starts_a_run());
-    assert!(start.status_is_urgent(&PipelineStatus::default()));
+    assert_eq!(
+        start.status_urgency(&PipelineStatus::default()),
+        Urgency::Settle
+    );
 
     let p = a_pipeline().diamond().with_status(after(&start)).build();
     let jobs = observed_jobs().running("g1", "a", 1).build();
     let progress = decide_for(&p, &jobs, "2026-01-01T00:00:02Z");
     assert!(!progress.starts_a_run());
-    assert!(!progress.status_is_urgent(&start.status));
+    assert_eq!(progress.status_urgency(&start.status), Urgency::Progress);
+
+    let jobs = observed_jobs()
+        .succeeded("g1", "a", 1, "2026-01-01T00:00:03Z")
+        .succeeded("g1", "b", 1, "2026-01-01T00:00:04Z")
+        .succeeded("g1", "c", 1, "2026-01-01T00:00:04Z")
+        .succeeded("g1", "d", 1, "2026-01-01T00:00:05Z")
+        .build();
+    let end = decide_for(&p, &jobs, "2026-01-01T00:00:06Z");
+    assert_eq!(end.runs_finished, vec![RunPhase::Succeeded]);
+    assert_eq!(end.status_urgency(&start.status), Urgency::Now);
 }

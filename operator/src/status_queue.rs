@@ -19,6 +19,19 @@ pub struct Target {
     pub uid: String,
 }
 
+/// How soon a decided status must reach the API server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Urgency {
+    /// At once: a run finished, the phase changed, Jobs are to be deleted.
+    Now,
+    /// One `interval` from now: a run started. Its first tasks' progress joins the write, so
+    /// a run costs one write fewer (and one shorter than the interval a single write), and
+    /// the run shows a second later at most.
+    Settle,
+    /// Mere progress: `interval` after the object's previous write at the earliest.
+    Progress,
+}
+
 /// One decided status to write.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Submission {
@@ -28,9 +41,7 @@ pub struct Submission {
     /// Jobs to delete once this status (or a newer one) is written: status must no longer
     /// point at a Job when it goes.
     pub deletes: Vec<String>,
-    /// Write at once (a run started or finished, the phase changed, Jobs are to be deleted);
-    /// otherwise the write may wait until `interval` after the object's previous write.
-    pub urgent: bool,
+    pub urgency: Urgency,
 }
 
 /// What the writer of one object does next.
@@ -64,7 +75,7 @@ struct Slot {
     due: Instant,
     /// When this object's status was last written by this queue.
     last_write: Option<Instant>,
-    /// Whether a submission not yet being written was urgent.
+    /// Whether a submission not yet being written was due at once (`Urgency::Now`).
     urgent: bool,
 }
 
@@ -122,20 +133,26 @@ impl StatusQueue {
             target,
             status,
             deletes,
-            urgent,
+            urgency,
         } = submission;
         let interval = self.interval;
-        let due_after = |last_write: Option<Instant>| match (urgent, last_write) {
-            (false, Some(at)) => (at + interval).max(now),
-            _ => now,
+        let urgent = urgency == Urgency::Now;
+        let due_after = |last_write: Option<Instant>| match (urgency, last_write) {
+            (Urgency::Now, _) | (Urgency::Progress, None) => now,
+            (Urgency::Settle, _) => now + interval,
+            (Urgency::Progress, Some(at)) => (at + interval).max(now),
         };
         match self.slots.get_mut(key) {
             Some(slot) if slot.target.uid == target.uid => {
                 slot.status = status;
                 slot.version = version;
                 slot.deletes.extend(deletes);
-                slot.due = slot.due.min(due_after(slot.last_write));
-                slot.urgent |= urgent;
+                // A slot is already due when its spacing, settling or retry allows; only an
+                // urgent status goes sooner.
+                if urgent {
+                    slot.due = slot.due.min(now);
+                    slot.urgent = true;
+                }
                 false
             }
             Some(slot) => {
@@ -245,7 +262,7 @@ mod tests {
 
     const INTERVAL: Duration = Duration::from_secs(1);
 
-    fn submission(uid: &str, status: &str, deletes: &[&str], urgent: bool) -> Submission {
+    fn submission(uid: &str, status: &str, deletes: &[&str], urgency: Urgency) -> Submission {
         Submission {
             target: Target {
                 namespace: "shop".into(),
@@ -254,7 +271,7 @@ mod tests {
             },
             status: status.into(),
             deletes: deletes.iter().map(|d| d.to_string()).collect(),
-            urgent,
+            urgency,
         }
     }
 
@@ -269,8 +286,16 @@ mod tests {
     fn a_newer_decision_replaces_one_not_yet_written_and_keeps_its_deletions() {
         let mut queue = StatusQueue::new(INTERVAL);
         let now = Instant::now();
-        assert!(queue.submit("shop/retail", submission("u1", "a", &["j1"], true), now));
-        assert!(!queue.submit("shop/retail", submission("u1", "b", &["j2"], false), now));
+        assert!(queue.submit(
+            "shop/retail",
+            submission("u1", "a", &["j1"], Urgency::Now),
+            now
+        ));
+        assert!(!queue.submit(
+            "shop/retail",
+            submission("u1", "b", &["j2"], Urgency::Progress),
+            now
+        ));
         assert_eq!(queue.latest("shop/retail", "u1").as_deref(), Some("b"));
         let write = expect_write(&mut queue, now);
         assert_eq!(&*write.status, "b");
@@ -285,31 +310,83 @@ mod tests {
     fn progress_waits_out_the_interval_after_the_last_write_but_urgent_changes_do_not() {
         let mut queue = StatusQueue::new(INTERVAL);
         let t0 = Instant::now();
-        queue.submit("shop/retail", submission("u1", "a", &[], true), t0);
+        queue.submit("shop/retail", submission("u1", "a", &[], Urgency::Now), t0);
         let write = expect_write(&mut queue, t0);
         queue.written("shop/retail", &write, t0);
         assert_eq!(queue.next("shop/retail", t0), Next::Idle);
 
         // Progress 100 ms later waits until a second after the write...
         let t1 = t0 + Duration::from_millis(100);
-        assert!(queue.submit("shop/retail", submission("u1", "b", &[], false), t1));
+        assert!(queue.submit(
+            "shop/retail",
+            submission("u1", "b", &[], Urgency::Progress),
+            t1
+        ));
         assert_eq!(
             queue.next("shop/retail", t1),
             Next::WaitUntil(t0 + INTERVAL)
         );
         // ...unless something urgent comes up meanwhile.
         let t2 = t0 + Duration::from_millis(200);
-        queue.submit("shop/retail", submission("u1", "c", &[], true), t2);
+        queue.submit("shop/retail", submission("u1", "c", &[], Urgency::Now), t2);
         assert_eq!(&*expect_write(&mut queue, t2).status, "c");
+    }
+
+    #[test]
+    fn a_starting_run_waits_one_interval_so_that_its_first_progress_joins_the_write() {
+        let mut queue = StatusQueue::new(INTERVAL);
+        let t0 = Instant::now();
+        queue.submit(
+            "shop/retail",
+            submission("u1", "started", &[], Urgency::Settle),
+            t0,
+        );
+        assert_eq!(
+            queue.next("shop/retail", t0),
+            Next::WaitUntil(t0 + INTERVAL)
+        );
+        let t1 = t0 + Duration::from_millis(400);
+        queue.submit(
+            "shop/retail",
+            submission("u1", "a done", &[], Urgency::Progress),
+            t1,
+        );
+        assert_eq!(
+            queue.next("shop/retail", t1),
+            Next::WaitUntil(t0 + INTERVAL)
+        );
+        assert_eq!(&*expect_write(&mut queue, t0 + INTERVAL).status, "a done");
+
+        // A run over within the interval is written once, when it finishes.
+        let t2 = t0 + 10 * INTERVAL;
+        let mut queue = StatusQueue::new(INTERVAL);
+        queue.submit(
+            "shop/retail",
+            submission("u1", "started", &[], Urgency::Settle),
+            t2,
+        );
+        queue.submit(
+            "shop/retail",
+            submission("u1", "finished", &[], Urgency::Now),
+            t2,
+        );
+        let write = expect_write(&mut queue, t2);
+        assert_eq!(&*write.status, "finished");
+        queue.written("shop/retail", &write, t2);
+        assert_eq!(queue.next("shop/retail", t2), Next::Idle);
     }
 
     #[test]
     fn a_decision_made_while_a_write_is_in_flight_is_written_after_it() {
         let mut queue = StatusQueue::new(INTERVAL);
         let t0 = Instant::now();
-        queue.submit("shop/retail", submission("u1", "a", &[], true), t0);
+        queue.submit("shop/retail", submission("u1", "a", &[], Urgency::Now), t0);
         let first = expect_write(&mut queue, t0);
-        queue.submit("shop/retail", submission("u1", "b", &[], false), t0);
+        queue.submit(
+            "shop/retail",
+            submission("u1", "b", &[], Urgency::Progress),
+            t0,
+        );
         // The next reconcile builds on the newest decision, not on the one in flight.
         assert_eq!(queue.latest("shop/retail", "u1").as_deref(), Some("b"));
         let t1 = t0 + Duration::from_millis(200);
@@ -323,9 +400,13 @@ mod tests {
 
         // An urgent decision during a write goes right after it.
         let t2 = t1 + INTERVAL;
-        queue.submit("shop/retail", submission("u1", "c", &[], true), t2);
+        queue.submit("shop/retail", submission("u1", "c", &[], Urgency::Now), t2);
         let urgent_during = expect_write(&mut queue, t2);
-        queue.submit("shop/retail", submission("u1", "d", &["j1"], true), t2);
+        queue.submit(
+            "shop/retail",
+            submission("u1", "d", &["j1"], Urgency::Now),
+            t2,
+        );
         queue.written("shop/retail", &urgent_during, t2);
         let next = expect_write(&mut queue, t2);
         assert_eq!(
@@ -338,7 +419,11 @@ mod tests {
     fn a_failed_write_is_retried_later_with_its_deletions() {
         let mut queue = StatusQueue::new(INTERVAL);
         let t0 = Instant::now();
-        queue.submit("shop/retail", submission("u1", "a", &["j1"], true), t0);
+        queue.submit(
+            "shop/retail",
+            submission("u1", "a", &["j1"], Urgency::Now),
+            t0,
+        );
         let write = expect_write(&mut queue, t0);
         let retry_at = t0 + Duration::from_secs(2);
         queue.failed("shop/retail", write, retry_at);
@@ -355,7 +440,11 @@ mod tests {
     fn a_status_written_whose_deletions_failed_keeps_the_writer_until_they_are_done() {
         let mut queue = StatusQueue::new(INTERVAL);
         let t0 = Instant::now();
-        queue.submit("shop/retail", submission("u1", "a", &["j1"], true), t0);
+        queue.submit(
+            "shop/retail",
+            submission("u1", "a", &["j1"], Urgency::Now),
+            t0,
+        );
         let write = expect_write(&mut queue, t0);
         queue.written("shop/retail", &write, t0);
         let retry_at = t0 + Duration::from_secs(2);
@@ -368,8 +457,16 @@ mod tests {
     fn an_object_recreated_under_the_same_name_drops_the_old_ones_status() {
         let mut queue = StatusQueue::new(INTERVAL);
         let t0 = Instant::now();
-        queue.submit("shop/retail", submission("old", "a", &["j1"], false), t0);
-        assert!(!queue.submit("shop/retail", submission("new", "b", &[], false), t0));
+        queue.submit(
+            "shop/retail",
+            submission("old", "a", &["j1"], Urgency::Progress),
+            t0,
+        );
+        assert!(!queue.submit(
+            "shop/retail",
+            submission("new", "b", &[], Urgency::Progress),
+            t0
+        ));
         assert_eq!(queue.latest("shop/retail", "old"), None);
         let write = expect_write(&mut queue, t0);
         assert_eq!((&*write.target.uid, &*write.status), ("new", "b"));
@@ -380,10 +477,14 @@ mod tests {
     fn a_stopping_operator_writes_spaced_progress_at_once() {
         let mut queue = StatusQueue::new(INTERVAL);
         let t0 = Instant::now();
-        queue.submit("shop/retail", submission("u1", "a", &[], true), t0);
+        queue.submit("shop/retail", submission("u1", "a", &[], Urgency::Now), t0);
         let write = expect_write(&mut queue, t0);
         queue.written("shop/retail", &write, t0);
-        queue.submit("shop/retail", submission("u1", "b", &[], false), t0);
+        queue.submit(
+            "shop/retail",
+            submission("u1", "b", &[], Urgency::Progress),
+            t0,
+        );
         assert!(matches!(queue.next("shop/retail", t0), Next::WaitUntil(_)));
         queue.expedite_all(t0);
         assert_eq!(&*expect_write(&mut queue, t0).status, "b");
@@ -393,10 +494,14 @@ mod tests {
     fn a_forgotten_object_ends_its_writer() {
         let mut queue = StatusQueue::new(INTERVAL);
         let t0 = Instant::now();
-        queue.submit("shop/retail", submission("u1", "a", &[], true), t0);
+        queue.submit("shop/retail", submission("u1", "a", &[], Urgency::Now), t0);
         queue.forget("shop/retail");
         assert_eq!(queue.next("shop/retail", t0), Next::Idle);
-        assert!(queue.submit("shop/retail", submission("u1", "b", &[], false), t0));
+        assert!(queue.submit(
+            "shop/retail",
+            submission("u1", "b", &[], Urgency::Progress),
+            t0
+        ));
         // Forgotten means no spacing either: the new object's first write is due at once.
         assert!(matches!(queue.next("shop/retail", t0), Next::Write(_)));
     }

@@ -199,7 +199,7 @@ async fn reconcile_inner(pipeline: &Pipeline, ctx: &Arc<Context>) -> Result<Acti
     // status is built on meanwhile; lost in a crash, it is rebuilt from the Jobs like any
     // lost write).
     if decision.status != status || !decision.delete.is_empty() {
-        let urgent = decision.status_is_urgent(&applied);
+        let urgency = decision.status_urgency(&applied);
         let json = serde_json::to_string(&decision.status).map_err(|source| Error::Serialize {
             what: "status",
             source,
@@ -212,7 +212,7 @@ async fn reconcile_inner(pipeline: &Pipeline, ctx: &Arc<Context>) -> Result<Acti
             },
             status: json.into(),
             deletes: decision.delete.clone(),
-            urgent,
+            urgency,
         };
         ctx.status_writer.submit(ctx, &object_key, submission);
     }
