@@ -21,10 +21,12 @@ use std::time::{Duration, Instant};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
+use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client, CustomResourceExt, ResourceExt};
+use kube::{Api, Client, CustomResourceExt, Resource, ResourceExt};
 use serde_json::json;
 use tributary_core::api::{DataSource, Pipeline, RunPhase};
 use tributary_core::lineage::{DatasetReport, Outcome, TaskResult};
@@ -534,11 +536,13 @@ async fn create_job(api: &Api<Job>, job: Job) -> kube::Result<()> {
     api.create(&PostParams::default(), &job).await.map(|_| ())
 }
 
-/// Baseline a (burst): `count` Jobs created at once, `IN_FLIGHT` at a time; returns Jobs/s.
-/// Nothing completes them: this is the server's raw create rate.
-async fn burst_baseline(client: &Client, jobs: &BareJobs, count: usize) -> f64 {
+/// Baseline a (burst): `count` Jobs created at once, `IN_FLIGHT` at a time; returns Jobs/s
+/// and the API server's CPU milliseconds per create. Nothing completes them: this is the
+/// server's raw create rate.
+async fn burst_baseline(client: &Client, jobs: &BareJobs, count: usize) -> (f64, f64) {
     let api = jobs.api(client);
     let tasks = jobs.spec.tasks.len();
+    let server_cpu = ServerCpu::new();
     let start = Instant::now();
     futures::stream::iter(0..count)
         .map(|i| create_job(&api, jobs.job(&format!("p{}", i / tasks), i % tasks)))
@@ -549,7 +553,97 @@ async fn burst_baseline(client: &Client, jobs: &BareJobs, count: usize) -> f64 {
     let elapsed = start.elapsed();
     let rate = count as f64 / elapsed.as_secs_f64();
     eprintln!("burst baseline: {count} Jobs in {elapsed:?} ({rate:.0}/s)");
-    rate
+    (rate, server_cpu.ms_per(count))
+}
+
+/// The API server's CPU time from when this was made.
+struct ServerCpu {
+    pid: Option<u32>,
+    at_start: f64,
+}
+
+impl ServerCpu {
+    fn new() -> Self {
+        let pid = api_server_pid();
+        ServerCpu {
+            pid,
+            at_start: pid.map(cpu_seconds).unwrap_or(f64::NAN),
+        }
+    }
+
+    /// CPU milliseconds since then per one of `count` requests.
+    fn ms_per(&self, count: usize) -> f64 {
+        let now = self.pid.map(cpu_seconds).unwrap_or(f64::NAN);
+        (now - self.at_start) / count as f64 * 1000.0
+    }
+}
+
+/// The API server's CPU milliseconds per request of the kinds a run adds to its Jobs'.
+struct RequestCosts {
+    /// A status server-side apply, as the operator writes it.
+    status_apply: f64,
+    /// The same status as a JSON merge patch, for comparison.
+    status_merge: f64,
+    /// An `events.k8s.io/v1` Event about the Pipeline, as the operator publishes it.
+    event: f64,
+}
+
+/// Measures `RequestCosts` with `count` requests of each kind, one after the other, on the
+/// finished Pipeline `name` (its real status) while nothing else runs. Each write changes a
+/// task's message: an unchanged status would not be written at all.
+async fn request_costs(client: &Client, ns: &str, name: &str, count: usize) -> RequestCosts {
+    let api: Api<Pipeline> = Api::namespaced(client.clone(), ns);
+    let pipeline = api.get(name).await.unwrap();
+    let status = serde_json::to_value(pipeline.status.as_ref().unwrap()).unwrap();
+    let varied = |i: usize| {
+        let mut status = status.clone();
+        status["lastRun"]["tasks"][0]["message"] = json!(format!("probe {i}"));
+        status
+    };
+    let apply = PatchParams::apply(tributary_operator::FIELD_MANAGER).force();
+    let cpu = ServerCpu::new();
+    for i in 0..count {
+        let body = json!({"apiVersion": "tributary.dev/v1alpha1", "kind": "Pipeline", "status": varied(i)});
+        api.patch_status(name, &apply, &Patch::Apply(&body))
+            .await
+            .unwrap();
+    }
+    let status_apply = cpu.ms_per(count);
+    let cpu = ServerCpu::new();
+    for i in 0..count {
+        let body = json!({"status": varied(count + i)});
+        api.patch_status(name, &PatchParams::default(), &Patch::Merge(&body))
+            .await
+            .unwrap();
+    }
+    let status_merge = cpu.ms_per(count);
+    let events: Api<Event> = Api::namespaced(client.clone(), ns);
+    let regarding = pipeline.object_ref(&());
+    let cpu = ServerCpu::new();
+    for i in 0..count {
+        let now = k8s_openapi::jiff::Timestamp::now();
+        let event = Event {
+            metadata: ObjectMeta {
+                name: Some(format!("{name}.probe{i}")),
+                ..Default::default()
+            },
+            action: Some("Reconcile".into()),
+            reason: Some("RunStarted".into()),
+            note: Some(format!("run g{i} started (probe)")),
+            type_: Some("Normal".into()),
+            event_time: Some(MicroTime(now)),
+            regarding: Some(regarding.clone()),
+            reporting_controller: Some("tributary.dev/operator".into()),
+            reporting_instance: Some("bench".into()),
+            ..Default::default()
+        };
+        events.create(&PostParams::default(), &event).await.unwrap();
+    }
+    RequestCosts {
+        status_apply,
+        status_merge,
+        event: cpu.ms_per(count),
+    }
 }
 
 /// Name of the bare DAG driver's pipeline `index` (its Jobs are `d{index}-g1-t{task}-1`).
@@ -840,6 +934,7 @@ async fn main() {
     let baseline_jobs = scale("BENCH_BASELINE_JOBS", 5000, 24);
     let wide_tasks = scale("BENCH_WIDE_TASKS", 200, 12);
     let task_seconds = Duration::from_secs(scale("BENCH_TASK_SECONDS", 10, 1) as u64);
+    let probe_requests = scale("BENCH_PROBE_REQUESTS", 300, 3);
     let client = Client::try_default().await.unwrap();
     apply_crds(&client).await;
     let suffix = rand::random::<u32>() % 100_000;
@@ -863,6 +958,7 @@ async fn main() {
             baseline_jobs,
             wide_tasks,
             task_seconds,
+            probe_requests,
         },
     ))
     .await;
@@ -902,6 +998,8 @@ struct Scale {
     wide_tasks: usize,
     /// How long each task of the paced latency phase runs.
     task_seconds: Duration,
+    /// Requests of each kind whose API server CPU is measured one at a time.
+    probe_requests: usize,
 }
 
 async fn bench(client: Client, namespaces: Namespaces, scale: Scale) {
@@ -912,6 +1010,7 @@ async fn bench(client: Client, namespaces: Namespaces, scale: Scale) {
         baseline_jobs,
         wide_tasks,
         task_seconds,
+        probe_requests,
     } = scale;
     let layout = Layout {
         tasks,
@@ -922,7 +1021,7 @@ async fn bench(client: Client, namespaces: Namespaces, scale: Scale) {
     // phase so that its garbage collection does not load the API server during it.
     let warehouse = json!({"postgres": {"host": "127.0.0.1", "port": 15432, "database": "warehouse",
         "credentialsSecretRef": {"name": "pg"}}, "checkIntervalSeconds": 0});
-    let burst_rate = burst_baseline(
+    let (burst_rate, job_create_ms) = burst_baseline(
         &client,
         &BareJobs::new(&namespaces.burst, &layout, &warehouse),
         baseline_jobs,
@@ -1099,6 +1198,7 @@ async fn bench(client: Client, namespaces: Namespaces, scale: Scale) {
     sampler.abort();
     let peak_kib = peak.load(std::sync::atomic::Ordering::Relaxed).max(hwm);
     drop(operator);
+    let costs = request_costs(&client, &ns, "load0", probe_requests).await;
 
     println!("\n## tributary-operator benchmark ({pipelines} Pipelines x {tasks} tasks)\n");
     println!("| measure | value | target |");
@@ -1230,6 +1330,10 @@ async fn bench(client: Client, namespaces: Namespaces, scale: Scale) {
             println!("| - {what} per Job | {d:.2} / {o:.2} | |");
         }
     }
+    println!(
+        "| API server CPU ms per request ({probe_requests} of each, one at a time): Job create (burst) / status apply of a finished 20-task run / the same as a merge patch / Event | {job_create_ms:.1} / {:.1} / {:.1} / {:.1} | |",
+        costs.status_apply, costs.status_merge, costs.event
+    );
     println!(
         "| runner results read from the pod watch at once / after waiting for it / by a list (whole run) | {} / {} / {} | |",
         sample(
