@@ -244,15 +244,17 @@ fn cancel_transitions(run: &RunStatus, now: DateTime<Utc>) -> Vec<Transition> {
 
 impl Decision {
     /// How soon its status must be written: at once when a run finished, Jobs are to be
-    /// deleted (they wait for the write) or the phase changed from `applied` (what the server
-    /// holds) other than by a run starting; a starting run settles for one interval so that
-    /// its first progress joins the write; anything else is progress, spaced.
-    pub fn status_urgency(&self, applied: &PipelineStatus) -> Urgency {
+    /// deleted (they wait for the write) or the phase changed from `built_on` (the status this
+    /// decision built on: one still queued, else what the server holds) other than by a run
+    /// starting; a starting run settles so that its first progress joins the write; anything
+    /// else is progress, spaced. (Against the server's phase, every decision while a start is
+    /// queued would count as a phase change and defeat the settling.)
+    pub fn status_urgency(&self, built_on: &PipelineStatus) -> Urgency {
         if !self.delete.is_empty() || !self.runs_finished.is_empty() {
             Urgency::Now
         } else if !self.runs_started.is_empty() {
             Urgency::Settle
-        } else if self.status.phase != applied.phase {
+        } else if self.status.phase != built_on.phase {
             Urgency::Now
         } else {
             Urgency::Progress

@@ -24,11 +24,11 @@ pub struct Target {
 pub enum Urgency {
     /// At once: a run finished, the phase changed, Jobs are to be deleted.
     Now,
-    /// One `interval` from now: a run started. Its first tasks' progress joins the write, so
-    /// a run costs one write fewer (and one shorter than the interval a single write), and
-    /// the run shows a second later at most.
+    /// One spacing from now (`StatusQueue::spacing`: an interval, longer under load): a run
+    /// started. Its first tasks' progress joins the write, and a run over within the spacing
+    /// is written once, when it finishes.
     Settle,
-    /// Mere progress: `interval` after the object's previous write at the earliest.
+    /// Mere progress: spaced from the object's previous write (`StatusQueue::spacing`).
     Progress,
 }
 
@@ -113,6 +113,15 @@ pub struct StatusQueue {
 /// Past this many remembered write times, those too old to matter are dropped.
 const RECENT_WRITES_LIMIT: usize = 10_000;
 
+/// Progress writes per second that all objects share once many have status waiting: each is
+/// a server-side apply of a whole status (≈ 10 ms of API server CPU for 20 tasks), and at
+/// one per second each, a thousand running Pipelines would take the API server's capacity
+/// from the Jobs they are waiting for.
+const PROGRESS_WRITES_PER_SECOND: u32 = 20;
+
+/// The spacing of progress grows with load up to this many intervals.
+const MAX_SPACING_INTERVALS: u32 = 10;
+
 impl StatusQueue {
     /// `interval`: least time between two non-urgent writes of one object.
     pub fn new(interval: Duration) -> Self {
@@ -135,12 +144,12 @@ impl StatusQueue {
             deletes,
             urgency,
         } = submission;
-        let interval = self.interval;
+        let spacing = self.spacing();
         let urgent = urgency == Urgency::Now;
         let due_after = |last_write: Option<Instant>| match (urgency, last_write) {
             (Urgency::Now, _) | (Urgency::Progress, None) => now,
-            (Urgency::Settle, _) => now + interval,
-            (Urgency::Progress, Some(at)) => (at + interval).max(now),
+            (Urgency::Settle, _) => now + spacing,
+            (Urgency::Progress, Some(at)) => (at + spacing).max(now),
         };
         match self.slots.get_mut(key) {
             Some(slot) if slot.target.uid == target.uid => {
@@ -209,6 +218,7 @@ impl StatusQueue {
 
     /// The write of `write` succeeded at `now`.
     pub fn written(&mut self, key: &str, write: &Write, now: Instant) {
+        let spacing = self.spacing();
         let Some(slot) = self.slots.get_mut(key) else {
             return;
         };
@@ -220,8 +230,16 @@ impl StatusQueue {
         if !slot.urgent {
             // Progress decided from now on (or while the write was in flight) is spaced from
             // this write; an urgent decision made meanwhile is already due.
-            slot.due = now + self.interval;
+            slot.due = now + spacing;
         }
+    }
+
+    /// Least time between two progress writes of one object: `interval`, or longer while
+    /// more objects have status waiting than `PROGRESS_WRITES_PER_SECOND` spaced by it.
+    pub fn spacing(&self) -> Duration {
+        let waiting = u32::try_from(self.slots.len()).unwrap_or(u32::MAX);
+        (Duration::from_secs(1) * waiting / PROGRESS_WRITES_PER_SECOND)
+            .clamp(self.interval, self.interval * MAX_SPACING_INTERVALS)
     }
 
     /// The write failed; try again at `retry_at` (its deletions too, after the status).
@@ -374,6 +392,36 @@ mod tests {
         assert_eq!(&*write.status, "finished");
         queue.written("shop/retail", &write, t2);
         assert_eq!(queue.next("shop/retail", t2), Next::Idle);
+    }
+
+    #[test]
+    fn progress_is_spaced_further_while_many_objects_wait_but_never_past_ten_intervals() {
+        let mut queue = StatusQueue::new(INTERVAL);
+        let t0 = Instant::now();
+        let key = |i: usize| format!("shop/p{i}");
+        for i in 0..100 {
+            queue.submit(&key(i), submission("u1", "a", &[], Urgency::Progress), t0);
+        }
+        // 100 objects waiting share 20 progress writes a second: five seconds apart.
+        assert_eq!(queue.spacing(), Duration::from_secs(5));
+        let Next::Write(write) = queue.next(&key(0), t0) else {
+            panic!("the first write is due at once");
+        };
+        queue.written(&key(0), &write, t0);
+        queue.submit(&key(0), submission("u1", "b", &[], Urgency::Progress), t0);
+        assert_eq!(
+            queue.next(&key(0), t0),
+            Next::WaitUntil(t0 + Duration::from_secs(5))
+        );
+
+        for i in 100..1000 {
+            queue.submit(&key(i), submission("u1", "a", &[], Urgency::Progress), t0);
+        }
+        assert_eq!(queue.spacing(), 10 * INTERVAL);
+        for i in 0..1000 {
+            queue.forget(&key(i));
+        }
+        assert_eq!(queue.spacing(), INTERVAL);
     }
 
     #[test]

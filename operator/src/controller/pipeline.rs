@@ -199,7 +199,7 @@ async fn reconcile_inner(pipeline: &Pipeline, ctx: &Arc<Context>) -> Result<Acti
     // status is built on meanwhile; lost in a crash, it is rebuilt from the Jobs like any
     // lost write).
     if decision.status != status || !decision.delete.is_empty() {
-        let urgency = decision.status_urgency(&applied);
+        let urgency = decision.status_urgency(&status);
         let json = serde_json::to_string(&decision.status).map_err(|source| Error::Serialize {
             what: "status",
             source,
