@@ -41,6 +41,7 @@ pub struct Submission {
     /// Jobs to delete once this status (or a newer one) is written: status must no longer
     /// point at a Job when it goes.
     pub deletes: Vec<String>,
+    /// How soon to write it.
     pub urgency: Urgency,
 }
 
@@ -114,9 +115,9 @@ pub struct StatusQueue {
 const RECENT_WRITES_LIMIT: usize = 10_000;
 
 /// Progress writes per second that all objects share once many have status waiting: each is
-/// a server-side apply of a whole status (≈ 10 ms of API server CPU for 20 tasks), and at
-/// one per second each, a thousand running Pipelines would take the API server's capacity
-/// from the Jobs they are waiting for.
+/// a server-side apply of a whole status (20–30 ms of API server CPU for 20 tasks, as much as
+/// ten Job creates: `make bench-operator`), and at one per second each, a thousand running
+/// Pipelines would take the API server's capacity from the Jobs they are waiting for.
 const PROGRESS_WRITES_PER_SECOND: u32 = 20;
 
 /// The spacing of progress grows with load up to this many intervals.
