@@ -1198,7 +1198,7 @@ async fn bench(client: Client, namespaces: Namespaces, scale: Scale) {
     sampler.abort();
     let peak_kib = peak.load(std::sync::atomic::Ordering::Relaxed).max(hwm);
     drop(operator);
-    let costs = request_costs(&client, &ns, "load0", probe_requests).await;
+    let costs = request_costs(&client, &ns, "lat0", probe_requests).await;
 
     println!("\n## tributary-operator benchmark ({pipelines} Pipelines x {tasks} tasks)\n");
     println!("| measure | value | target |");
@@ -1331,7 +1331,7 @@ async fn bench(client: Client, namespaces: Namespaces, scale: Scale) {
         }
     }
     println!(
-        "| API server CPU ms per request ({probe_requests} of each, one at a time): Job create (burst) / status apply of a finished 20-task run / the same as a merge patch / Event | {job_create_ms:.1} / {:.1} / {:.1} / {:.1} | |",
+        "| API server CPU ms per request ({probe_requests} of each, one at a time): Job create (burst) / status apply of a finished {tasks}-task run / the same as a merge patch / Event | {job_create_ms:.1} / {:.1} / {:.1} / {:.1} | |",
         costs.status_apply, costs.status_merge, costs.event
     );
     println!(

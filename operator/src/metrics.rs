@@ -1,6 +1,7 @@
 //! Prometheus metrics of the operator (prometheus-client), served on `/metrics`.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
@@ -65,6 +66,7 @@ pub struct Metrics {
     pub pod_result_reads: Family<ReadLabels, Counter>,
     pub kube_request_duration: Family<RequestLabels, Histogram>,
     pub openlineage_events: Family<OutcomeLabels, Counter>,
+    pub status_spacing: Gauge<f64, AtomicU64>,
 }
 
 fn latency_buckets() -> impl Iterator<Item = f64> {
@@ -167,6 +169,12 @@ impl Default for Metrics {
             "OpenLineage RunEvents, by outcome (sent, failed after retries or refused, dropped from a full queue)",
             openlineage_events.clone(),
         );
+        let status_spacing = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "status_progress_spacing_seconds",
+            "Least time between two progress writes of one Pipeline's status now (1 s; longer while many Pipelines have status waiting)",
+            status_spacing.clone(),
+        );
         Metrics {
             registry: Arc::new(registry),
             reconciles,
@@ -183,6 +191,7 @@ impl Default for Metrics {
             pod_result_reads,
             kube_request_duration,
             openlineage_events,
+            status_spacing,
         }
     }
 }

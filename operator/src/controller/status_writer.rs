@@ -50,6 +50,9 @@ impl StatusWriter {
     pub fn submit(&self, ctx: &Arc<Context>, key: &str, submission: Submission) {
         let mut state = self.state.lock().expect("status writer lock");
         state.queue.submit(key, submission, Instant::now());
+        ctx.metrics
+            .status_spacing
+            .set(state.queue.spacing().as_secs_f64());
         // A writer that is still running (even one about to find its slot forgotten) is the
         // only one: two would write the same object concurrently.
         match state.writers.get(key) {
@@ -104,11 +107,14 @@ impl StatusWriter {
         }
     }
 
-    fn next(&self, key: &str) -> Next {
+    fn next(&self, ctx: &Context, key: &str) -> Next {
         let mut state = self.state.lock().expect("status writer lock");
         let next = state.queue.next(key, Instant::now());
         if next == Next::Idle {
             state.writers.remove(key);
+            ctx.metrics
+                .status_spacing
+                .set(state.queue.spacing().as_secs_f64());
         }
         next
     }
@@ -122,7 +128,7 @@ impl StatusWriter {
 async fn write_pipeline_status(ctx: Arc<Context>, key: String, wake: Arc<Notify>) {
     let writer = &ctx.status_writer;
     loop {
-        let write = match writer.next(&key) {
+        let write = match writer.next(&ctx, &key) {
             Next::Idle => return,
             Next::WaitUntil(at) => {
                 tokio::select! {
