@@ -223,4 +223,15 @@ mod tests {
         assert!(text.contains("tributary_reconcile_errors_total{controller=\"pipeline\",error=\"missing_field\"} 1"), "{text}");
         assert!(text.contains("tributary_dispatch_latency_seconds_bucket"));
     }
+
+    #[test]
+    fn the_status_progress_spacing_is_exported_in_seconds() {
+        let metrics = Metrics::default();
+        metrics.status_spacing.set(5.0);
+        let text = metrics.render();
+        assert!(
+            text.contains("\ntributary_status_progress_spacing_seconds 5"),
+            "{text}"
+        );
+    }
 }
