@@ -691,8 +691,7 @@ async fn dag_baseline(
         Default::default(),
         Pace(Duration::ZERO),
     );
-    let server = api_server_pid();
-    let server_cpu_before = server.map(cpu_seconds).unwrap_or(f64::NAN);
+    let server_cpu = ServerCpu::new();
     let server_requests_before = server_requests(client).await;
     // Layers to create flow from the watch to the creates through this queue, so that the
     // creates of all pipelines share the one `IN_FLIGHT` bound.
@@ -716,7 +715,6 @@ async fn dag_baseline(
     eprintln!(
         "bare DAG driver: {count} Jobs of {pipelines} pipelines in {elapsed:?} ({rate:.0}/s)"
     );
-    let server_cpu = server.map(cpu_seconds).unwrap_or(f64::NAN) - server_cpu_before;
     let server_requests = diff(&server_requests(client).await, &server_requests_before);
     let names: Vec<String> = (0..pipelines).map(dag_pipeline).collect();
     let dispatched = dispatches(&seen.lock().unwrap(), layout, &names);
@@ -724,7 +722,8 @@ async fn dag_baseline(
     DagBaseline {
         jobs_per_second: rate,
         latencies: latencies(&dispatched),
-        server_cpu_per_1000_jobs: server_cpu / count as f64 * 1000.0,
+        // CPU milliseconds per Job are seconds per 1,000 Jobs.
+        server_cpu_per_1000_jobs: server_cpu.ms_per(count),
         server_requests,
     }
 }
@@ -1159,11 +1158,7 @@ async fn bench(client: Client, namespaces: Namespaces, scale: Scale) {
     let seconds_before = kube_request_seconds(&metrics_addr);
     let server_requests_before = server_requests(&client).await;
     let load_at_start = load_average();
-    let server = api_server_pid();
-    let cpu_before = (
-        cpu_seconds(pid),
-        server.map(cpu_seconds).unwrap_or(f64::NAN),
-    );
+    let (operator_cpu_before, server_cpu) = (cpu_seconds(pid), ServerCpu::new());
     let start = Instant::now();
     futures::stream::iter(0..rest)
         .for_each_concurrent(16, |i| create(format!("load{i}"), layout.spec(5)))
@@ -1172,9 +1167,8 @@ async fn bench(client: Client, namespaces: Namespaces, scale: Scale) {
         .await
         .max(start.elapsed());
     let operator_rate = (rest * tasks) as f64 / elapsed.as_secs_f64();
-    let per_1000_jobs = |seconds: f64| seconds / (rest * tasks) as f64 * 1000.0;
-    let operator_cpu = per_1000_jobs(cpu_seconds(pid) - cpu_before.0);
-    let server_cpu = per_1000_jobs(server.map(cpu_seconds).unwrap_or(f64::NAN) - cpu_before.1);
+    let operator_cpu = (cpu_seconds(pid) - operator_cpu_before) / (rest * tasks) as f64 * 1000.0;
+    let server_cpu = server_cpu.ms_per(rest * tasks);
     let load_requests = diff(&kube_requests(&metrics_addr), &requests_before);
     let seconds_after = kube_request_seconds(&metrics_addr);
     let request_seconds = diff(&seconds_after.0, &seconds_before.0);
