@@ -1131,9 +1131,9 @@ async fn bench(client: Client, namespaces: Namespaces, scale: Scale) {
     let pipeline_names: Vec<String> = (0..latency_runs).map(|i| format!("lat{i}")).collect();
     let dispatched = dispatches(&seen.lock().unwrap(), &layout, &pipeline_names);
     print_slowest("operator", &dispatched, latency_start);
-    let latencies = latencies(&dispatched);
+    let saturated = latencies(&dispatched);
     let latency_metrics = scrape(&metrics_addr);
-    let (p50, p99) = (percentile(&latencies, 50.0), percentile(&latencies, 99.0));
+    let (p50, p99) = (percentile(&saturated, 50.0), percentile(&saturated, 99.0));
 
     // 1b. The same at a load below the server's capacity: tasks that run `task_seconds` (a
     // real task's pod alone takes seconds), the runs' starts spread over one task's time.
@@ -1149,7 +1149,7 @@ async fn bench(client: Client, namespaces: Namespaces, scale: Scale) {
     let paced_names: Vec<String> = (0..latency_runs).map(|i| format!("{PACED}{i}")).collect();
     let paced_dispatched = dispatches(&seen.lock().unwrap(), &layout, &paced_names);
     print_slowest("operator, paced", &paced_dispatched, paced_start);
-    let paced = self::latencies(&paced_dispatched);
+    let paced = latencies(&paced_dispatched);
     let paced_jobs_per_second = (latency_runs * layout.width) as f64 / task_seconds.as_secs_f64();
 
     // 2. The rest of the 1,000 Pipelines at once: throughput and memory.
@@ -1212,7 +1212,7 @@ async fn bench(client: Client, namespaces: Namespaces, scale: Scale) {
     );
     println!(
         "| dispatch latency p50 ({latency_runs} concurrent runs of tasks done the instant they appear: the server saturated; {} samples) | {:.0} ms | |",
-        latencies.len(),
+        saturated.len(),
         p50 * 1000.0
     );
     println!(

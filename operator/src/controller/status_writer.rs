@@ -50,9 +50,7 @@ impl StatusWriter {
     pub fn submit(&self, ctx: &Arc<Context>, key: &str, submission: Submission) {
         let mut state = self.state.lock().expect("status writer lock");
         state.queue.submit(key, submission, Instant::now());
-        ctx.metrics
-            .status_spacing
-            .set(state.queue.spacing().as_secs_f64());
+        report_spacing(ctx, &state.queue);
         // A writer that is still running (even one about to find its slot forgotten) is the
         // only one: two would write the same object concurrently.
         match state.writers.get(key) {
@@ -112,9 +110,7 @@ impl StatusWriter {
         let next = state.queue.next(key, Instant::now());
         if next == Next::Idle {
             state.writers.remove(key);
-            ctx.metrics
-                .status_spacing
-                .set(state.queue.spacing().as_secs_f64());
+            report_spacing(ctx, &state.queue);
         }
         next
     }
@@ -122,6 +118,14 @@ impl StatusWriter {
     fn with_queue(&self, f: impl FnOnce(&mut StatusQueue)) {
         f(&mut self.state.lock().expect("status writer lock").queue)
     }
+}
+
+/// Publishes the progress spacing, which changes as Pipelines start and stop having status
+/// waiting.
+fn report_spacing(ctx: &Context, queue: &StatusQueue) {
+    ctx.metrics
+        .status_spacing
+        .set(queue.spacing().as_secs_f64());
 }
 
 /// Writes one Pipeline's queued statuses until nothing is left to write.
