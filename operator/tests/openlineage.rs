@@ -335,8 +335,6 @@ async fn an_endpoint_that_never_answers_does_not_hold_up_the_run() {
     let Some(mut h) = Harness::new("openlineage-down").await else {
         return;
     };
-    h.create_secret("pg", json!({"username": "u", "password": "p"}))
-        .await;
     // Accepts connections and never answers: the worst case for a sender (each request waits
     // for its timeout), worse than a refused connection.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -356,7 +354,7 @@ async fn an_endpoint_that_never_answers_does_not_hold_up_the_run() {
         format!("http://{address}/api/v1/lineage"),
     ];
     h.extra_env = vec![("TRIBUTARY_OPENLINEAGE_API_KEY".into(), token.clone())];
-    h.apply_data_source("warehouse", warehouse()).await;
+    h.add_warehouse().await;
     h.apply_pipeline(
         "stuck",
         json!({"tasks": [task("a", &[]), task("b", &["a"]), task("c", &["b"])]}),

@@ -195,9 +195,7 @@ async fn a_failing_task_is_retried_with_backoff_then_fails_its_dependents_are_sk
     let Some(mut h) = Harness::new("retry").await else {
         return;
     };
-    h.create_secret("pg", json!({"username": "u", "password": "p"}))
-        .await;
-    h.apply_data_source("warehouse", warehouse()).await;
+    h.add_warehouse().await;
     h.apply_pipeline("p", diamond(1)).await;
     h.start_operator();
 
@@ -307,9 +305,7 @@ async fn a_task_over_its_timeout_is_stopped_by_its_deadline_and_fails() {
     let Some(mut h) = Harness::new("timeout").await else {
         return;
     };
-    h.create_secret("pg", json!({"username": "u", "password": "p"}))
-        .await;
-    h.apply_data_source("warehouse", warehouse()).await;
+    h.add_warehouse().await;
     h.apply_pipeline(
         "slow",
         json!({"defaults": {"retries": 0, "timeoutSeconds": 2}, "tasks": [sql_task("sleepy", &[])]}),
@@ -359,9 +355,7 @@ async fn a_manual_run_request_starts_exactly_one_new_run() {
     let Some(mut h) = Harness::new("manual").await else {
         return;
     };
-    h.create_secret("pg", json!({"username": "u", "password": "p"}))
-        .await;
-    h.apply_data_source("warehouse", warehouse()).await;
+    h.add_warehouse().await;
     h.apply_pipeline("m", json!({"tasks": [sql_task("only", &[])]}))
         .await;
     h.start_operator();
@@ -407,9 +401,7 @@ async fn finished_jobs_of_runs_before_the_last_two_are_deleted_after_the_status_
     let Some(mut h) = Harness::new("cleanup").await else {
         return;
     };
-    h.create_secret("pg", json!({"username": "u", "password": "p"}))
-        .await;
-    h.apply_data_source("warehouse", warehouse()).await;
+    h.add_warehouse().await;
     h.apply_pipeline("k", json!({"tasks": [sql_task("only", &[])]}))
         .await;
     h.start_operator();
@@ -459,9 +451,7 @@ async fn runs_starting_beyond_the_start_limit_wait_their_turn_and_all_complete()
     let Some(mut h) = Harness::new("starts").await else {
         return;
     };
-    h.create_secret("pg", json!({"username": "u", "password": "p"}))
-        .await;
-    h.apply_data_source("warehouse", warehouse()).await;
+    h.add_warehouse().await;
     let names: Vec<String> = (0..8).map(|i| format!("s{i}")).collect();
     for name in &names {
         h.apply_pipeline(
@@ -509,9 +499,7 @@ async fn a_pipeline_on_a_one_minute_cron_runs_when_due_and_reports_its_next_run(
     let Some(mut h) = Harness::new("cron").await else {
         return;
     };
-    h.create_secret("pg", json!({"username": "u", "password": "p"}))
-        .await;
-    h.apply_data_source("warehouse", warehouse()).await;
+    h.add_warehouse().await;
     h.apply_pipeline(
         "c",
         json!({"schedule": "* * * * *", "timeZone": "Europe/London", "tasks": [sql_task("tick", &[])]}),
@@ -549,9 +537,7 @@ async fn an_invalid_pipeline_reports_every_problem_starts_nothing_and_leaves_oth
     let Some(mut h) = Harness::new("invalid").await else {
         return;
     };
-    h.create_secret("pg", json!({"username": "u", "password": "p"}))
-        .await;
-    h.apply_data_source("warehouse", warehouse()).await;
+    h.add_warehouse().await;
     h.apply_pipeline(
         "broken",
         json!({"schedule": "0 25 * * *", "tasks": [
@@ -689,9 +675,7 @@ async fn a_second_replica_stands_by_while_the_first_holds_the_lease() {
     let Some(mut h) = Harness::new("leader").await else {
         return;
     };
-    h.create_secret("pg", json!({"username": "u", "password": "p"}))
-        .await;
-    h.apply_data_source("warehouse", warehouse()).await;
+    h.add_warehouse().await;
     h.start_operator();
     let leases: kube::Api<k8s_openapi::api::coordination::v1::Lease> =
         kube::Api::namespaced(h.client.clone(), &h.ns);

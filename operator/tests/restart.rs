@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Harness, sql_task, warehouse};
+use common::{Harness, sql_task};
 use k8s_openapi::api::batch::v1::Job;
 use kube::ResourceExt;
 use kube::api::ListParams;
@@ -36,9 +36,7 @@ async fn killing_the_operator_at_random_points_never_loses_a_run_nor_runs_a_task
         return;
     };
     h.identity = Some("restart-operator".into());
-    h.create_secret("pg", json!({"username": "u", "password": "p"}))
-        .await;
-    h.apply_data_source("warehouse", warehouse()).await;
+    h.add_warehouse().await;
     for i in 0..PIPELINES {
         h.apply_pipeline(
             &format!("p{i}"),

@@ -272,6 +272,14 @@ impl Harness {
             .unwrap();
     }
 
+    /// The `warehouse` DataSource (`warehouse()`) and the `pg` Secret it takes its credentials
+    /// from: what most tests' Pipelines read or write.
+    pub async fn add_warehouse(&self) {
+        self.create_secret("pg", json!({"username": "u", "password": "p"}))
+            .await;
+        self.apply_data_source("warehouse", warehouse()).await;
+    }
+
     pub async fn apply_pipeline(&self, name: &str, spec: serde_json::Value) {
         let body = json!({"apiVersion": "tributary.dev/v1alpha1", "kind": "Pipeline",
             "metadata": {"name": name}, "spec": spec});
