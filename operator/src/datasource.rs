@@ -24,6 +24,8 @@ use crate::observe::{JobState, PodResult, parse_result};
 pub const LABEL_GENERATION: &str = "tributary.dev/generation";
 /// Label on check Jobs: the check round (periods of `checkIntervalSeconds` since the epoch).
 pub const LABEL_ROUND: &str = "tributary.dev/check-round";
+/// `Ready`'s reason while the current spec's connection check has not concluded.
+const CHECKING: &str = "Checking";
 /// Wall-clock limit of one connection check.
 pub const CHECK_TIMEOUT_SECONDS: i64 = 120;
 
@@ -158,19 +160,9 @@ pub fn decide(
                 )
             })
             .unwrap_or_else(|| {
-                Desired::new(
-                    READY,
-                    Status::Unknown,
-                    "Checking",
-                    "connection check running",
-                )
+                Desired::new(READY, Status::Unknown, CHECKING, "connection check running")
             }),
-        None => Desired::new(
-            READY,
-            Status::Unknown,
-            "Checking",
-            "connection check running",
-        ),
+        None => Desired::new(READY, Status::Unknown, CHECKING, "connection check running"),
     };
     let changed = previous_ready
         .as_ref()
@@ -192,14 +184,17 @@ pub fn decide(
     let job = check_job_name(view.name, view.generation, round);
     let round_start =
         DateTime::from_timestamp((round * u64::from(interval)) as i64, 0).unwrap_or_default();
-    // A check of this round already finished (its Job may be gone after its TTL).
+    // A check of this spec and round already finished. Its Job may be gone after its TTL, and
+    // then the status says so: `Ready` concluded (not `Checking`) for this generation, checked
+    // since the round began (with periodic checks off, one round spans all time).
+    let concluded = view.status.observed_generation == Some(view.generation)
+        && previous_ready
+            .as_ref()
+            .is_some_and(|c| c.reason != CHECKING);
     let done_this_round = checks
         .iter()
         .any(|c| c.generation == view.generation && c.round == round && c.state.is_finished())
-        || (view.status.observed_generation == Some(view.generation)
-            && status
-                .last_checked_at
-                .is_some_and(|t| interval > 0 && t >= round_start));
+        || (concluded && status.last_checked_at.is_some_and(|t| t >= round_start));
     let check = (!done_this_round).then_some(job);
     let requeue_at = (interval > 0).then(|| {
         DateTime::from_timestamp(((round + 1) * u64::from(interval)) as i64, 0).unwrap_or(now)
@@ -257,12 +252,9 @@ fn check_condition(check: &ObservedCheck) -> Desired {
                 .trim()
                 .to_string(),
         ),
-        (JobState::Active, None) => Desired::new(
-            READY,
-            Status::Unknown,
-            "Checking",
-            "connection check running",
-        ),
+        (JobState::Active, None) => {
+            Desired::new(READY, Status::Unknown, CHECKING, "connection check running")
+        }
     }
 }
 
@@ -450,6 +442,51 @@ mod tests {
         assert_eq!(d.status.conditions[0].status, "False");
         assert_eq!(d.status.conditions[0].message, "access denied");
         assert!(d.events[0].warning);
+    }
+
+    fn a_passed_check(generation: i64, round: u64, at: DateTime<Utc>) -> ObservedCheck {
+        ObservedCheck {
+            name: check_job_name("lake", generation, round),
+            generation,
+            round,
+            state: JobState::Complete { at },
+            result: Some(PodResult {
+                message: Some(a_result(Outcome::Succeeded).json()),
+                exit_code: Some(0),
+                finished_at: None,
+            }),
+        }
+    }
+
+    #[test]
+    fn with_periodic_checks_off_a_passed_check_is_not_run_again_once_its_job_is_gone() {
+        let mut ds = a_data_source().named("lake").s3("raw").build();
+        ds.spec.check_interval_seconds = 0;
+        let now = at("2026-01-01T00:00:10Z");
+        let passed = decide(&view(&ds), &[a_passed_check(1, 0, now)], &[], now);
+        ds.status = Some(passed.status);
+        // A day later (an operator restart, say), the check Job long gone after its TTL.
+        let later = decide(&view(&ds), &[], &[], at("2026-01-02T00:00:10Z"));
+        assert_eq!(later.check, None);
+        assert_eq!(later.status.conditions[0].reason, "Connected");
+        assert_eq!(later.requeue_at, None);
+    }
+
+    #[test]
+    fn a_new_spec_whose_check_job_vanished_before_it_concluded_is_checked_again() {
+        let mut ds = a_data_source().named("lake").s3("raw").build();
+        let now = at("2026-01-01T00:00:10Z");
+        let round = check_round(300, now);
+        let passed = decide(&view(&ds), &[a_passed_check(1, round, now)], &[], now);
+        ds.status = Some(passed.status);
+        ds.metadata.generation = Some(2);
+        let changed = decide(&view(&ds), &[], &[], now);
+        assert_eq!(changed.check, Some(check_job_name("lake", 2, round)));
+        ds.status = Some(changed.status);
+        // Its Job deleted before it finished, in the same round as the old spec's check.
+        let again = decide(&view(&ds), &[], &[], at("2026-01-01T00:00:20Z"));
+        assert_eq!(again.check, Some(check_job_name("lake", 2, round)));
+        assert_eq!(again.status.conditions[0].reason, "Checking");
     }
 
     #[test]
