@@ -1212,15 +1212,16 @@ async fn bench(client: Client, namespaces: Namespaces, scale: Scale) {
     // the operator's start (listing the latency phases' Pipelines and Jobs) is not throughput.
     let start = first_appeared(&seen, "load", Duration::from_secs(120)).await;
     let startup = start - started;
+    // Per-Job costs count the Jobs that appear from here on, the server's CPU sampled at once
+    // (the request counts a few milliseconds later: they may miss a request or two).
+    let window_jobs = rest * tasks - appeared(&seen, "load");
     let server_cpu = ServerCpu::new();
+    let operator_cpu_before = cpu_seconds(pid.load(Ordering::Relaxed));
     let server_requests_before = server_requests(&client).await;
     let (requests_before, seconds_before) = (
         kube_requests(&metrics_addr),
         kube_request_seconds(&metrics_addr),
     );
-    let operator_cpu_before = cpu_seconds(pid.load(Ordering::Relaxed));
-    // Per-Job costs count the Jobs that appeared after these snapshots.
-    let window_jobs = rest * tasks - appeared(&seen, "load");
     let load_at_start = load_average();
     let elapsed = wait_succeeded(&succeeded, "load", rest, Duration::from_secs(3600))
         .await
