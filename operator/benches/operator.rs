@@ -613,6 +613,9 @@ struct RequestCosts {
     status_apply: f64,
     /// The same status as a JSON merge patch, for comparison.
     status_merge: f64,
+    /// A status apply of one task on a one-task Pipeline: what any write of this custom
+    /// resource costs, whatever its size.
+    small_status_apply: f64,
     /// An `events.k8s.io/v1` Event about the Pipeline, as the operator publishes it.
     event: f64,
 }
@@ -646,6 +649,26 @@ async fn request_costs(client: &Client, ns: &str, name: &str, count: usize) -> R
             .unwrap();
     }
     let status_merge = cpu.ms_per(count);
+    let small = format!("{name}-small");
+    let body = json!({"apiVersion": "tributary.dev/v1alpha1", "kind": "Pipeline",
+        "metadata": {"name": small}, "spec": Layout { tasks: 1, width: 1 }.spec(1)});
+    api.create(
+        &PostParams::default(),
+        &serde_json::from_value(body).unwrap(),
+    )
+    .await
+    .unwrap();
+    let cpu = ServerCpu::new();
+    for i in 0..count {
+        let mut status = varied(2 * count + i);
+        status["lastRun"]["tasks"] = json!([status["lastRun"]["tasks"][0].clone()]);
+        let body =
+            json!({"apiVersion": "tributary.dev/v1alpha1", "kind": "Pipeline", "status": status});
+        api.patch_status(&small, &apply, &Patch::Apply(&body))
+            .await
+            .unwrap();
+    }
+    let small_status_apply = cpu.ms_per(count);
     let events: Api<Event> = Api::namespaced(client.clone(), ns);
     let regarding = pipeline.object_ref(&());
     let cpu = ServerCpu::new();
@@ -671,6 +694,7 @@ async fn request_costs(client: &Client, ns: &str, name: &str, count: usize) -> R
     RequestCosts {
         status_apply,
         status_merge,
+        small_status_apply,
         event: cpu.ms_per(count),
     }
 }
@@ -1394,8 +1418,8 @@ async fn bench(client: Client, namespaces: Namespaces, scale: Scale) {
         }
     }
     println!(
-        "| API server CPU ms per request ({probe_requests} of each, one at a time): Job create (burst) / status apply of a finished {tasks}-task run / the same as a merge patch / Event | {job_create_ms:.1} / {:.1} / {:.1} / {:.1} | |",
-        costs.status_apply, costs.status_merge, costs.event
+        "| API server CPU ms per request ({probe_requests} of each, one at a time): Job create (burst) / status apply of a finished {tasks}-task run / the same as a merge patch / status apply of 1 task on a 1-task Pipeline / Event | {job_create_ms:.1} / {:.1} / {:.1} / {:.1} / {:.1} | |",
+        costs.status_apply, costs.status_merge, costs.small_status_apply, costs.event
     );
     // What the API server's costs allow: an operator that did nothing but create the same
     // Jobs, write each run's status `writes` times and publish its two run Events (start and
