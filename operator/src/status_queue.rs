@@ -115,11 +115,10 @@ pub struct StatusQueue {
 const RECENT_WRITES_LIMIT: usize = 10_000;
 
 /// Progress writes per second that all objects share once many have status waiting: each is
-/// a server-side apply of a whole status (≈ 20 ms of API server CPU for 20 tasks, as much as
+/// a server-side apply of a whole status (20–30 ms of API server CPU for 20 tasks, as much as
 /// ten Job creates: `make bench-operator`), and at one per second each, a thousand running
-/// Pipelines would take the API server's capacity from the Jobs they are waiting for. Ten a
-/// second keep progress to ≈ 0.2 of an API server core.
-const PROGRESS_WRITES_PER_SECOND: u32 = 10;
+/// Pipelines would take the API server's capacity from the Jobs they are waiting for.
+const PROGRESS_WRITES_PER_SECOND: u32 = 20;
 
 /// The spacing of progress grows with load up to this many intervals.
 const MAX_SPACING_INTERVALS: u32 = 10;
@@ -401,10 +400,10 @@ mod tests {
         let mut queue = StatusQueue::new(INTERVAL);
         let t0 = Instant::now();
         let key = |i: usize| format!("shop/p{i}");
-        for i in 0..50 {
+        for i in 0..100 {
             queue.submit(&key(i), submission("u1", "a", &[], Urgency::Progress), t0);
         }
-        // 50 objects waiting share 10 progress writes a second: five seconds apart.
+        // 100 objects waiting share 20 progress writes a second: five seconds apart.
         assert_eq!(queue.spacing(), Duration::from_secs(5));
         let Next::Write(write) = queue.next(&key(0), t0) else {
             panic!("the first write is due at once");
@@ -416,7 +415,7 @@ mod tests {
             Next::WaitUntil(t0 + Duration::from_secs(5))
         );
 
-        for i in 50..1000 {
+        for i in 100..1000 {
             queue.submit(&key(i), submission("u1", "a", &[], Urgency::Progress), t0);
         }
         assert_eq!(queue.spacing(), 10 * INTERVAL);
