@@ -466,6 +466,17 @@ async fn wait_succeeded(
     }
 }
 
+async fn create_pipeline(api: &Api<Pipeline>, name: &str, spec: serde_json::Value) {
+    let body = json!({"apiVersion": "tributary.dev/v1alpha1", "kind": "Pipeline",
+        "metadata": {"name": name}, "spec": spec});
+    api.create(
+        &PostParams::default(),
+        &serde_json::from_value(body).unwrap(),
+    )
+    .await
+    .unwrap();
+}
+
 /// How many Jobs whose name starts with `prefix` the stand-in kubelet has seen.
 fn appeared(seen: &Mutex<Seen>, prefix: &str) -> usize {
     (seen.lock().unwrap().appeared.keys())
@@ -652,14 +663,7 @@ async fn request_costs(client: &Client, ns: &str, name: &str, count: usize) -> R
     }
     let status_merge = cpu.ms_per(count);
     let small = format!("{name}-small");
-    let body = json!({"apiVersion": "tributary.dev/v1alpha1", "kind": "Pipeline",
-        "metadata": {"name": small}, "spec": Layout { tasks: 1, width: 1 }.spec(1)});
-    api.create(
-        &PostParams::default(),
-        &serde_json::from_value(body).unwrap(),
-    )
-    .await
-    .unwrap();
+    create_pipeline(&api, &small, Layout { tasks: 1, width: 1 }.spec(1)).await;
     let cpu = ServerCpu::new();
     for i in 0..count {
         let mut status = varied(2 * count + i);
@@ -1181,15 +1185,7 @@ async fn bench(client: Client, namespaces: Namespaces, scale: Scale) {
     let (succeeded, _succeeded_watch) = succeeded_watch(api.clone());
     let create = |name: String, spec: serde_json::Value| {
         let api = api.clone();
-        async move {
-            let body = json!({"apiVersion": "tributary.dev/v1alpha1", "kind": "Pipeline", "metadata": {"name": name}, "spec": spec});
-            api.create(
-                &PostParams::default(),
-                &serde_json::from_value(body).unwrap(),
-            )
-            .await
-            .unwrap();
-        }
+        async move { create_pipeline(&api, &name, spec).await }
     };
 
     // 1. Dispatch latency at `latency_runs` concurrent runs.
