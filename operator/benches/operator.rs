@@ -1285,7 +1285,7 @@ async fn bench(client: Client, namespaces: Namespaces, scale: Scale) {
     let costs = request_costs(&client, &ns, "lat0", probe_requests).await;
 
     // The bare DAG driver once more, the operator's phases over: the load of this shared
-    // machine drifts over the minutes between (the driver's rate varied by ±15 % from run to
+    // machine drifts over the minutes between (the driver's rate varied by ±13 % from run to
     // run), so the operator is compared with the mean of the two.
     let dag_after = dag_baseline(
         &client,
