@@ -75,7 +75,7 @@ pub struct PipelineLineage<'a> {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Decision {
     pub status: DataSourceStatus,
-    /// The check Job to make sure of (idempotent create).
+    /// The check Job to create (none while one for this spec and round exists or finished).
     pub check: Option<String>,
     pub events: Vec<EventNote>,
     pub requeue_at: Option<DateTime<Utc>>,
@@ -195,7 +195,9 @@ pub fn decide(
         .iter()
         .any(|c| c.generation == view.generation && c.round == round && c.state.is_finished())
         || (concluded && status.last_checked_at.is_some_and(|t| t >= round_start));
-    let check = (!done_this_round).then_some(job);
+    // A check Job already there (running) needs no create: asking again would only be refused.
+    let running = checks.iter().any(|c| c.name == job);
+    let check = (!done_this_round && !running).then_some(job);
     let requeue_at = (interval > 0).then(|| {
         DateTime::from_timestamp(((round + 1) * u64::from(interval)) as i64, 0).unwrap_or(now)
     });
@@ -487,6 +489,23 @@ mod tests {
         let again = decide(&view(&ds), &[], &[], at("2026-01-01T00:00:20Z"));
         assert_eq!(again.check, Some(check_job_name("lake", 2, round)));
         assert_eq!(again.status.conditions[0].reason, "Checking");
+    }
+
+    #[test]
+    fn a_check_job_already_running_is_not_asked_for_again() {
+        let ds = a_data_source().named("lake").s3("raw").build();
+        let now = at("2026-01-01T00:00:10Z");
+        let round = check_round(300, now);
+        let running = ObservedCheck {
+            name: check_job_name("lake", 1, round),
+            generation: 1,
+            round,
+            state: JobState::Active,
+            result: None,
+        };
+        let d = decide(&view(&ds), &[running], &[], now);
+        assert_eq!(d.check, None);
+        assert_eq!(d.status.conditions[0].reason, "Checking");
     }
 
     #[test]
