@@ -159,10 +159,8 @@ pub fn decide(
                     c.message.clone(),
                 )
             })
-            .unwrap_or_else(|| {
-                Desired::new(READY, Status::Unknown, CHECKING, "connection check running")
-            }),
-        None => Desired::new(READY, Status::Unknown, CHECKING, "connection check running"),
+            .unwrap_or_else(checking),
+        None => checking(),
     };
     let changed = previous_ready
         .as_ref()
@@ -184,20 +182,17 @@ pub fn decide(
     let job = check_job_name(view.name, view.generation, round);
     let round_start =
         DateTime::from_timestamp((round * u64::from(interval)) as i64, 0).unwrap_or_default();
-    // A check of this spec and round already finished. Its Job may be gone after its TTL, and
-    // then the status says so: `Ready` concluded (not `Checking`) for this generation, checked
-    // since the round began (with periodic checks off, one round spans all time).
+    // This spec and round need no check Job when theirs is there (running or finished; the
+    // name says which spec and round), or when it is gone after its TTL and the status says it
+    // concluded: `Ready` not `Checking` for this generation, checked since the round began
+    // (with periodic checks off, one round spans all time).
+    let job_there = checks.iter().any(|c| c.name == job);
     let concluded = view.status.observed_generation == Some(view.generation)
         && previous_ready
             .as_ref()
-            .is_some_and(|c| c.reason != CHECKING);
-    let done_this_round = checks
-        .iter()
-        .any(|c| c.generation == view.generation && c.round == round && c.state.is_finished())
-        || (concluded && status.last_checked_at.is_some_and(|t| t >= round_start));
-    // A check Job already there (running) needs no create: asking again would only be refused.
-    let running = checks.iter().any(|c| c.name == job);
-    let check = (!done_this_round && !running).then_some(job);
+            .is_some_and(|c| c.reason != CHECKING)
+        && status.last_checked_at.is_some_and(|t| t >= round_start);
+    let check = (!job_there && !concluded).then_some(job);
     let requeue_at = (interval > 0).then(|| {
         DateTime::from_timestamp(((round + 1) * u64::from(interval)) as i64, 0).unwrap_or(now)
     });
@@ -223,6 +218,11 @@ fn parse_status(s: &str) -> Status {
         "False" => Status::False,
         _ => Status::Unknown,
     }
+}
+
+/// `Ready` while the current spec's connection check has not concluded.
+fn checking() -> Desired {
+    Desired::new(READY, Status::Unknown, CHECKING, "connection check running")
 }
 
 fn check_condition(check: &ObservedCheck) -> Desired {
@@ -254,9 +254,7 @@ fn check_condition(check: &ObservedCheck) -> Desired {
                 .trim()
                 .to_string(),
         ),
-        (JobState::Active, None) => {
-            Desired::new(READY, Status::Unknown, CHECKING, "connection check running")
-        }
+        (JobState::Active, None) => checking(),
     }
 }
 
@@ -446,18 +444,29 @@ mod tests {
         assert!(d.events[0].warning);
     }
 
-    fn a_passed_check(generation: i64, round: u64, at: DateTime<Utc>) -> ObservedCheck {
+    /// The check Job of DataSource `lake` for `generation` and `round`.
+    fn a_check(
+        generation: i64,
+        round: u64,
+        state: JobState,
+        result: Option<PodResult>,
+    ) -> ObservedCheck {
         ObservedCheck {
             name: check_job_name("lake", generation, round),
             generation,
             round,
-            state: JobState::Complete { at },
-            result: Some(PodResult {
-                message: Some(a_result(Outcome::Succeeded).json()),
-                exit_code: Some(0),
-                finished_at: None,
-            }),
+            state,
+            result,
         }
+    }
+
+    fn a_passed_check(generation: i64, round: u64, at: DateTime<Utc>) -> ObservedCheck {
+        let result = PodResult {
+            message: Some(a_result(Outcome::Succeeded).json()),
+            exit_code: Some(0),
+            finished_at: None,
+        };
+        a_check(generation, round, JobState::Complete { at }, Some(result))
     }
 
     #[test]
@@ -496,13 +505,7 @@ mod tests {
         let ds = a_data_source().named("lake").s3("raw").build();
         let now = at("2026-01-01T00:00:10Z");
         let round = check_round(300, now);
-        let running = ObservedCheck {
-            name: check_job_name("lake", 1, round),
-            generation: 1,
-            round,
-            state: JobState::Active,
-            result: None,
-        };
+        let running = a_check(1, round, JobState::Active, None);
         let d = decide(&view(&ds), &[running], &[], now);
         assert_eq!(d.check, None);
         assert_eq!(d.status.conditions[0].reason, "Checking");
