@@ -92,7 +92,8 @@ pub struct Config {
     /// Log format: `json` (one object per line) or `text`.
     #[arg(long, env = "TRIBUTARY_LOG_FORMAT", default_value = "json")]
     pub log_format: String,
-    /// Publish an Event for every task start (runs, retries and failures always get one).
+    /// Publish `TaskStarted` Events: one per status write, naming every task started since the
+    /// previous one (runs, retries and failures always get theirs).
     #[arg(long, env = "TRIBUTARY_TASK_START_EVENTS", default_value_t = true, action = clap::ArgAction::Set)]
     pub task_start_events: bool,
     /// OpenLineage endpoint RunEvents are POSTed to, e.g. `http://marquez:5000/api/v1/lineage`.

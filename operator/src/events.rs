@@ -4,6 +4,7 @@
 //! first note, which would hide the second task's start behind the first; each Event here is
 //! its own object so every note survives.
 
+use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
@@ -21,6 +22,8 @@ pub struct EventNote {
     /// CamelCase reason, e.g. `RunStarted`.
     pub reason: &'static str,
     pub note: String,
+    /// When it happened, if not when it is published.
+    pub at: Option<DateTime<Utc>>,
 }
 
 impl EventNote {
@@ -29,6 +32,7 @@ impl EventNote {
             warning: false,
             reason,
             note: note.into(),
+            at: None,
         }
     }
 
@@ -37,6 +41,7 @@ impl EventNote {
             warning: true,
             reason,
             note: note.into(),
+            at: None,
         }
     }
 }
@@ -52,6 +57,74 @@ pub fn fit_note(mut note: String) -> String {
         note.push_str("...");
     }
     note
+}
+
+/// A task a decision started: announced in a `TaskStarted` Event once the status showing it
+/// is written (`task_started_notes`), together with the other tasks of the same Pipeline
+/// started since the previous write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TaskStart {
+    pub task: String,
+    pub attempt: u32,
+    pub job: String,
+    /// When it was decided: the Event's time, however late the write.
+    pub at: DateTime<Utc>,
+}
+
+/// The `TaskStarted` Events announcing `starts`, in order: one naming every task and its Job,
+/// or — past the note limit — as many as needed, none cut short. Each is dated by its first
+/// start.
+pub fn task_started_events(starts: &[TaskStart]) -> Vec<EventNote> {
+    let mut events = Vec::new();
+    let mut batch: Vec<&TaskStart> = Vec::new();
+    // The items' length so far, with their ", " separators.
+    let mut items_len = 0;
+    for start in starts {
+        let item_len = started_item(start).len();
+        let prefix_len = format!("{} tasks started: ", batch.len() + 1).len();
+        if !batch.is_empty() && prefix_len + items_len + 2 + item_len > MAX_NOTE {
+            events.push(task_started_event(&batch));
+            batch.clear();
+        }
+        items_len = if batch.is_empty() {
+            item_len
+        } else {
+            items_len + 2 + item_len
+        };
+        batch.push(start);
+    }
+    if !batch.is_empty() {
+        events.push(task_started_event(&batch));
+    }
+    events
+}
+
+fn started_item(start: &TaskStart) -> String {
+    format!(
+        "{} attempt {} as Job {}",
+        start.task, start.attempt, start.job
+    )
+}
+
+fn task_started_event(batch: &[&TaskStart]) -> EventNote {
+    let note = match batch {
+        [one] => format!(
+            "task {} attempt {} started as Job {}",
+            one.task, one.attempt, one.job
+        ),
+        many => format!(
+            "{} tasks started: {}",
+            many.len(),
+            many.iter()
+                .map(|s| started_item(s))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    EventNote {
+        at: batch.first().map(|s| s.at),
+        ..EventNote::normal("TaskStarted", note)
+    }
 }
 
 /// Events waiting to be published at most; beyond it new Events are dropped (as client-go's
@@ -100,6 +173,10 @@ impl Publisher {
 async fn create(client: &Client, instance: &str, object: &ObjectReference, event: &EventNote) {
     let namespace = object.namespace.clone().unwrap_or_else(|| "default".into());
     let now = Timestamp::now();
+    let happened = event
+        .at
+        .and_then(|at| Timestamp::from_second(at.timestamp()).ok())
+        .unwrap_or(now);
     let name = format!(
         "{}.{:x}",
         object.name.as_deref().unwrap_or("tributary"),
@@ -115,7 +192,7 @@ async fn create(client: &Client, instance: &str, object: &ObjectReference, event
         reason: Some(event.reason.into()),
         note: Some(fit_note(event.note.clone())),
         type_: Some(if event.warning { "Warning" } else { "Normal" }.into()),
-        event_time: Some(MicroTime(now)),
+        event_time: Some(MicroTime(happened)),
         regarding: Some(object.clone()),
         reporting_controller: Some("tributary.dev/operator".into()),
         reporting_instance: Some(instance.to_string()),
@@ -124,5 +201,73 @@ async fn create(client: &Client, instance: &str, object: &ObjectReference, event
     let api: Api<Event> = Api::namespaced(client.clone(), &namespace);
     if let Err(err) = api.create(&PostParams::default(), &body).await {
         tracing::warn!(reason = event.reason, error = %err, "could not publish an Event");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::at;
+
+    fn start(task: &str, second: u32) -> TaskStart {
+        TaskStart {
+            task: task.into(),
+            attempt: 1,
+            job: format!("retail-g1-{task}-1"),
+            at: at(&format!("2026-01-01T00:00:{second:02}Z")),
+        }
+    }
+
+    #[test]
+    fn one_task_started_reads_as_a_sentence_naming_its_job() {
+        let events = task_started_events(&[start("a", 5)]);
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].reason, "TaskStarted");
+        assert_eq!(
+            events[0].note,
+            "task a attempt 1 started as Job retail-g1-a-1"
+        );
+        assert_eq!(events[0].at, Some(at("2026-01-01T00:00:05Z")));
+    }
+
+    #[test]
+    fn tasks_started_between_two_status_writes_share_one_event_dated_by_the_first() {
+        let events = task_started_events(&[start("b", 7), start("c", 9)]);
+        assert_eq!(events.len(), 1);
+        assert_eq!(
+            events[0].note,
+            "2 tasks started: b attempt 1 as Job retail-g1-b-1, c attempt 1 as Job retail-g1-c-1"
+        );
+        assert_eq!(events[0].at, Some(at("2026-01-01T00:00:07Z")));
+    }
+
+    #[test]
+    fn tasks_past_the_note_limit_go_on_in_further_events_none_cut_short() {
+        let starts: Vec<_> = (0..60)
+            .map(|i| start(&format!("task-{i:02}"), i % 60))
+            .collect();
+        let events = task_started_events(&starts);
+        assert!(events.len() > 1, "{} events", events.len());
+        assert!(events.iter().all(|e| e.note.len() <= MAX_NOTE));
+        assert!(events.iter().all(|e| !e.note.ends_with("...")));
+        let named: Vec<String> = events
+            .iter()
+            .flat_map(|e| {
+                let (_, items) = e.note.split_once("tasks started: ").expect("several");
+                items
+                    .split(", ")
+                    .map(|i| i.split(' ').next().unwrap().to_string())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let expected: Vec<String> = (0..60).map(|i| format!("task-{i:02}")).collect();
+        assert_eq!(named, expected);
+        // The second Event is dated by its own first task.
+        let second_first = events[1].note.split_once(": ").unwrap().1;
+        let index: u32 = second_first[5..7].parse().unwrap();
+        assert_eq!(
+            events[1].at,
+            Some(at(&format!("2026-01-01T00:00:{index:02}Z")))
+        );
     }
 }

@@ -30,7 +30,7 @@ use tributary_core::validate::{DataSources, ProblemKind, validate_pipeline};
 
 use crate::budget;
 use crate::conditions::{self, Desired, READY, SUCCEEDED, Status, VALID};
-use crate::events::EventNote;
+use crate::events::{EventNote, TaskStart};
 use crate::jobs::{self, Owner, PodSettings, TaskJob};
 use crate::observe::{PodResult, TaskJobFacts, observation};
 use crate::status_queue::Urgency;
@@ -109,7 +109,10 @@ pub struct Decision {
     pub create: Vec<JobToCreate>,
     /// Jobs to delete: running Jobs of cancelled runs, finished Jobs of old runs.
     pub delete: Vec<String>,
+    /// Events to publish now.
     pub events: Vec<EventNote>,
+    /// Tasks started: announced after the status write (`events::task_started_events`).
+    pub tasks_started: Vec<TaskStart>,
     pub requeue_at: Option<DateTime<Utc>>,
     /// Outcomes for metrics.
     pub runs_finished: Vec<RunPhase>,
@@ -273,6 +276,7 @@ impl Decision {
             create: Vec::new(),
             delete: Vec::new(),
             events: Vec::new(),
+            tasks_started: Vec::new(),
             requeue_at: None,
             runs_finished: Vec::new(),
             tasks_finished: Vec::new(),
@@ -572,19 +576,6 @@ impl Runner<'_, '_> {
         for event in &step.events {
             self.task_event(&mut run, event, &results, d, now);
         }
-        // One Event for all tasks started in this step: a layer of 20 tasks starting at once
-        // would otherwise be 20 Event writes competing with the Jobs' creation.
-        let starts: Vec<(usize, u32)> = step
-            .events
-            .iter()
-            .filter_map(|e| match *e {
-                TaskEvent::Started { task, attempt } => Some((task, attempt)),
-                _ => None,
-            })
-            .collect();
-        if let Some(note) = self.started_note(&run, &starts) {
-            d.events.push(EventNote::normal("TaskStarted", note));
-        }
         if run.phase.is_finished() {
             d.runs_finished.push(run.phase);
             d.transitions.push(Transition::RunFinished {
@@ -616,31 +607,6 @@ impl Runner<'_, '_> {
         d.status.last_run = Some(run);
     }
 
-    /// The note of the one `TaskStarted` Event for the tasks started in a step.
-    fn started_note(&self, run: &RunStatus, starts: &[(usize, u32)]) -> Option<String> {
-        let name = |i: usize| self.view.spec.tasks[i].name.as_str();
-        match starts {
-            [] => None,
-            [(task, attempt)] => Some(format!(
-                "task {} attempt {attempt} started as Job {}",
-                name(*task),
-                self.job_name(&run.id, *task, *attempt)
-            )),
-            many => Some(format!(
-                "{} tasks started: {}",
-                many.len(),
-                many.iter()
-                    .map(|&(task, attempt)| format!(
-                        "{} attempt {attempt} as Job {}",
-                        name(task),
-                        self.job_name(&run.id, task, attempt)
-                    ))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )),
-        }
-    }
-
     fn task_event(
         &self,
         run: &mut RunStatus,
@@ -662,13 +628,22 @@ impl Runner<'_, '_> {
                 at: now,
             };
         match *event {
-            // The Event is published together by `advance` (`started_note`).
             TaskEvent::Started { task, attempt } => {
+                let job = self.job_name(&run.id, task, attempt);
+                // Announced once the status showing it is written, with the tasks started
+                // since the previous write: a run's tasks starting layer by layer would
+                // otherwise be as many Event writes competing with the Jobs' creation.
+                d.tasks_started.push(TaskStart {
+                    task: name(task).to_string(),
+                    attempt,
+                    job: job.clone(),
+                    at: now,
+                });
                 d.transitions.push(Transition::AttemptStarted {
                     run: run.id.clone(),
                     task: name(task).to_string(),
                     attempt,
-                    job: self.job_name(&run.id, task, attempt),
+                    job,
                     at: now,
                 })
             }

@@ -75,32 +75,28 @@ fn an_unscheduled_pipeline_starts_one_run_per_generation_with_its_root_tasks() {
 }
 
 #[test]
-fn tasks_started_together_are_announced_in_one_event_naming_each_job() {
+fn tasks_started_are_handed_on_for_announcement_with_their_jobs_and_not_as_events_of_their_own() {
     let p = a_pipeline().diamond().build();
     let d = decide_for(&p, &BTreeMap::new(), "2026-01-01T00:00:05Z");
-    let single: Vec<_> = d
-        .events
-        .iter()
-        .filter(|e| e.reason == "TaskStarted")
-        .collect();
-    assert_eq!(single.len(), 1);
-    assert_eq!(
-        single[0].note,
-        "task a attempt 1 started as Job retail-g1-a-1"
-    );
+    let started = |d: &Decision| -> Vec<(String, u32, String)> {
+        d.tasks_started
+            .iter()
+            .map(|s| (s.task.clone(), s.attempt, s.job.clone()))
+            .collect()
+    };
+    assert_eq!(started(&d), [("a".into(), 1, "retail-g1-a-1".into())]);
+    assert_eq!(d.tasks_started[0].at, at("2026-01-01T00:00:05Z"));
+    assert!(d.events.iter().all(|e| e.reason != "TaskStarted"));
 
     let p = a_pipeline().diamond().with_status(after(&d)).build();
     let jobs = observed_jobs().succeeded("g1", "a", 1, "2026-01-01T00:00:10Z");
     let d = decide_for(&p, &jobs.build(), "2026-01-01T00:00:11Z");
-    let started: Vec<_> = d
-        .events
-        .iter()
-        .filter(|e| e.reason == "TaskStarted")
-        .collect();
-    assert_eq!(started.len(), 1, "{:?}", d.events);
     assert_eq!(
-        started[0].note,
-        "2 tasks started: b attempt 1 as Job retail-g1-b-1, c attempt 1 as Job retail-g1-c-1"
+        started(&d),
+        [
+            ("b".into(), 1, "retail-g1-b-1".into()),
+            ("c".into(), 1, "retail-g1-c-1".into())
+        ]
     );
 }
 

@@ -11,6 +11,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::events::TaskStart;
+
 /// The object a status belongs to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Target {
@@ -43,6 +45,8 @@ pub struct Submission {
     pub deletes: Vec<String>,
     /// How soon to write it.
     pub urgency: Urgency,
+    /// Tasks it shows started: announced once it (or a newer status) is written.
+    pub started: Vec<TaskStart>,
 }
 
 /// What the writer of one object does next.
@@ -61,6 +65,8 @@ pub struct Write {
     pub target: Target,
     pub status: Arc<str>,
     pub deletes: Vec<String>,
+    /// Tasks to announce once it is written, started since the previous write.
+    pub started: Vec<TaskStart>,
     /// Identifies the submission written, for `written` / `failed`.
     pub version: u64,
 }
@@ -73,6 +79,7 @@ struct Slot {
     /// The version last written successfully (or 0).
     written_version: u64,
     deletes: BTreeSet<String>,
+    started: Vec<TaskStart>,
     due: Instant,
     /// When this object's status was last written by this queue.
     last_write: Option<Instant>,
@@ -86,6 +93,7 @@ impl Slot {
         status: Arc<str>,
         version: u64,
         deletes: Vec<String>,
+        started: Vec<TaskStart>,
         now: Instant,
     ) -> Self {
         Slot {
@@ -94,6 +102,7 @@ impl Slot {
             version,
             written_version: 0,
             deletes: deletes.into_iter().collect(),
+            started,
             due: now,
             last_write: None,
             urgent: false,
@@ -144,6 +153,7 @@ impl StatusQueue {
             status,
             deletes,
             urgency,
+            started,
         } = submission;
         let spacing = self.spacing();
         let urgent = urgency == Urgency::Now;
@@ -157,6 +167,7 @@ impl StatusQueue {
                 slot.status = status;
                 slot.version = version;
                 slot.deletes.extend(deletes);
+                slot.started.extend(started);
                 // A slot is already due when its spacing, settling or retry allows; only an
                 // urgent status goes sooner.
                 if urgent {
@@ -168,11 +179,11 @@ impl StatusQueue {
             Some(slot) => {
                 // The object was re-created under the same name: the old one's status and
                 // deletions are moot. The running writer picks the new slot up.
-                *slot = Slot::new(target, status, version, deletes, now);
+                *slot = Slot::new(target, status, version, deletes, started, now);
                 false
             }
             None => {
-                let mut slot = Slot::new(target, status, version, deletes, now);
+                let mut slot = Slot::new(target, status, version, deletes, started, now);
                 slot.last_write = self.recent_writes.remove(key);
                 slot.due = due_after(slot.last_write);
                 slot.urgent = urgent;
@@ -213,6 +224,7 @@ impl StatusQueue {
             target: slot.target.clone(),
             status: slot.status.clone(),
             deletes: std::mem::take(&mut slot.deletes).into_iter().collect(),
+            started: std::mem::take(&mut slot.started),
             version: slot.version,
         })
     }
@@ -243,7 +255,8 @@ impl StatusQueue {
             .clamp(self.interval, self.interval * MAX_SPACING_INTERVALS)
     }
 
-    /// The write failed; try again at `retry_at` (its deletions too, after the status).
+    /// The write failed; try again at `retry_at` (its deletions and announcements too, after
+    /// the status).
     pub fn failed(&mut self, key: &str, write: Write, retry_at: Instant) {
         let Some(slot) = self.slots.get_mut(key) else {
             return;
@@ -252,6 +265,9 @@ impl StatusQueue {
             return;
         }
         slot.deletes.extend(write.deletes);
+        // Started before those submitted since.
+        let since = std::mem::replace(&mut slot.started, write.started);
+        slot.started.extend(since);
         slot.due = slot.due.max(retry_at);
     }
 
@@ -291,7 +307,44 @@ mod tests {
             status: status.into(),
             deletes: deletes.iter().map(|d| d.to_string()).collect(),
             urgency,
+            started: Vec::new(),
         }
+    }
+
+    fn started(task: &str) -> TaskStart {
+        TaskStart {
+            task: task.into(),
+            attempt: 1,
+            job: format!("retail-g1-{task}-1"),
+            at: chrono::DateTime::UNIX_EPOCH,
+        }
+    }
+
+    fn tasks(write: &Write) -> Vec<&str> {
+        write.started.iter().map(|s| s.task.as_str()).collect()
+    }
+
+    #[test]
+    fn tasks_started_since_the_last_write_are_announced_with_the_next_one_and_kept_when_it_fails() {
+        let mut queue = StatusQueue::new(INTERVAL);
+        let t0 = Instant::now();
+        let with_started = |status: &str, task: &str| Submission {
+            started: vec![started(task)],
+            ..submission("u1", status, &[], Urgency::Settle)
+        };
+        queue.submit("shop/retail", with_started("a started", "a"), t0);
+        queue.submit("shop/retail", with_started("b started", "b"), t0);
+        let write = expect_write(&mut queue, t0 + INTERVAL);
+        assert_eq!(tasks(&write), ["a", "b"]);
+
+        // The write fails while c starts: a and b go out with the retry, before c.
+        queue.submit("shop/retail", with_started("c started", "c"), t0 + INTERVAL);
+        queue.failed("shop/retail", write, t0 + 2 * INTERVAL);
+        let retry = expect_write(&mut queue, t0 + 2 * INTERVAL);
+        assert_eq!(&*retry.status, "c started");
+        assert_eq!(tasks(&retry), ["a", "b", "c"]);
+        queue.written("shop/retail", &retry, t0 + 2 * INTERVAL);
+        assert_eq!(queue.next("shop/retail", t0 + 2 * INTERVAL), Next::Idle);
     }
 
     fn expect_write(queue: &mut StatusQueue, now: Instant) -> Write {

@@ -213,19 +213,20 @@ async fn reconcile_inner(pipeline: &Pipeline, ctx: &Arc<Context>) -> Result<Acti
             status: json.into(),
             deletes: decision.delete.clone(),
             urgency,
+            started: if ctx.task_start_events {
+                decision.tasks_started.clone()
+            } else {
+                Vec::new()
+            },
         };
         ctx.status_writer.submit(ctx, &object_key, submission);
     }
 
-    // 4. Events and metrics: advice, never blocking the run.
-    let events: Vec<_> = decision
-        .events
-        .iter()
-        .filter(|e| ctx.task_start_events || e.reason != "TaskStarted")
-        .cloned()
-        .collect();
-    if !events.is_empty() {
-        ctx.events.publish(&pipeline.object_ref(&()), events);
+    // 4. Events and metrics: advice, never blocking the run. (Task starts are announced by
+    // the status writer, after the write.)
+    if !decision.events.is_empty() {
+        ctx.events
+            .publish(&pipeline.object_ref(&()), decision.events.clone());
     }
     if let Some(lineage) = &ctx.openlineage
         && !decision.transitions.is_empty()

@@ -8,8 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::batch::v1::Job;
-use kube::Api;
+use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::{DeleteParams, PropagationPolicy};
+use kube::{Api, Resource};
 use serde_json::value::RawValue;
 use tokio::sync::{Notify, Semaphore};
 use tributary_core::api::Pipeline;
@@ -149,10 +150,12 @@ async fn write_pipeline_status(ctx: Arc<Context>, key: String, wake: Arc<Notify>
         match outcome {
             Ok(()) => {
                 writer.with_queue(|q| q.written(&key, &write, Instant::now()));
+                announce_started(&ctx, &write);
                 let failed = delete_jobs(&ctx, &key, &write).await;
                 if !failed.is_empty() {
                     let retry = Write {
                         deletes: failed,
+                        started: Vec::new(),
                         ..write
                     };
                     writer.with_queue(|q| q.failed(&key, retry, Instant::now() + RETRY_AFTER));
@@ -193,6 +196,26 @@ async fn apply(ctx: &Context, key: &str, write: &Write) -> Result<()> {
         write.status.as_bytes(),
     );
     Ok(())
+}
+
+/// Publishes the `TaskStarted` Events of the tasks the status just written shows started.
+fn announce_started(ctx: &Context, write: &Write) {
+    if write.started.is_empty() {
+        return;
+    }
+    let target = &write.target;
+    let pipeline = ObjectReference {
+        api_version: Some(Pipeline::api_version(&()).into_owned()),
+        kind: Some(Pipeline::kind(&()).into_owned()),
+        namespace: Some(target.namespace.clone()),
+        name: Some(target.name.clone()),
+        uid: Some(target.uid.clone()),
+        ..Default::default()
+    };
+    ctx.events.publish(
+        &pipeline,
+        crate::events::task_started_events(&write.started),
+    );
 }
 
 /// Deletes the Jobs `write` names (the status just written no longer points at them);
