@@ -705,6 +705,45 @@ async fn request_costs(client: &Client, ns: &str, name: &str, count: usize) -> R
     }
 }
 
+/// How long the last runs of the Pipelines named `prefix…` took by their status (whole
+/// seconds), sorted.
+async fn run_durations(api: &Api<Pipeline>, prefix: &str) -> Vec<f64> {
+    let mut seconds: Vec<f64> = api
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|p| p.name_any().starts_with(prefix))
+        .filter_map(|p| {
+            let run = p.status?.last_run?;
+            Some((run.finished_at? - run.started_at).num_seconds() as f64)
+        })
+        .collect();
+    seconds.sort_by(f64::total_cmp);
+    seconds
+}
+
+/// The operator's Events about the Pipelines named `prefix…`, by reason.
+async fn events_by_reason(client: &Client, ns: &str, prefix: &str) -> BTreeMap<String, usize> {
+    let events: Api<Event> = Api::namespaced(client.clone(), ns);
+    let mut by_reason = BTreeMap::new();
+    for event in events.list(&ListParams::default()).await.unwrap() {
+        let about = event.regarding.as_ref();
+        let ours = event.reporting_controller.as_deref() == Some("tributary.dev/operator");
+        if ours
+            && about.and_then(|r| r.kind.as_deref()) == Some("Pipeline")
+            && about
+                .and_then(|r| r.name.as_deref())
+                .is_some_and(|n| n.starts_with(prefix))
+        {
+            *by_reason
+                .entry(event.reason.unwrap_or_default())
+                .or_insert(0) += 1;
+        }
+    }
+    by_reason
+}
+
 /// Name of the bare DAG driver's pipeline `index` (its Jobs are `d{index}-g1-t{task}-1`).
 fn dag_pipeline(index: usize) -> String {
     format!("d{index}")
@@ -1278,6 +1317,11 @@ async fn bench(client: Client, namespaces: Namespaces, scale: Scale) {
     let wide_status = api.get("wide").await.unwrap().status.unwrap();
     let status_bytes = serde_json::to_vec(&wide_status).unwrap().len();
 
+    // The operator's Events about the throughput phase's Pipelines, counted once it is over
+    // (some are published after the window closes, behind the last status writes).
+    let load_events = events_by_reason(&client, &ns, "load").await;
+    let run_seconds = run_durations(&api, "load").await;
+
     let hwm = rss_kib(pid, "VmHWM:");
     sampler.abort();
     let peak_kib = peak.load(Ordering::Relaxed).max(hwm);
@@ -1437,6 +1481,20 @@ async fn bench(client: Client, namespaces: Namespaces, scale: Scale) {
             println!("| - {what} per Job | {d:.2} / {o:.2} | |");
         }
     }
+    let per_run: Vec<String> = load_events
+        .iter()
+        .map(|(reason, count)| format!("{reason} {:.2}", *count as f64 / rest as f64))
+        .collect();
+    println!(
+        "| throughput runs' duration p50 / p90 / max (status, whole seconds) | {} / {} / {} s | |",
+        percentile(&run_seconds, 50.0),
+        percentile(&run_seconds, 90.0),
+        run_seconds.last().copied().unwrap_or(f64::NAN)
+    );
+    println!(
+        "| the operator's Events per throughput run, by reason (all of them, counted after the phase) | {} | |",
+        per_run.join(", ")
+    );
     println!(
         "| API server CPU ms per request ({probe_requests} of each, one at a time): Job create (burst) / status apply of a finished {tasks}-task run / the same as a merge patch / status apply of 1 task on a 1-task Pipeline / Event | {job_create_ms:.1} / {:.1} / {:.1} / {:.1} / {:.1} | |",
         costs.status_apply, costs.status_merge, costs.small_status_apply, costs.event

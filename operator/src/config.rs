@@ -84,8 +84,9 @@ pub struct Config {
     /// Pipelines (and DataSources) reconciled at once.
     #[arg(long, env = "TRIBUTARY_CONCURRENCY", default_value_t = 16)]
     pub concurrency: u16,
-    /// New runs whose first Jobs are being created at once; further run starts wait their
-    /// turn, so that runs under way keep dispatching their next tasks during a burst.
+    /// New runs whose first Jobs are being created at once; further run starts (and all while
+    /// 16 Job creates are in flight) wait their turn, so that runs under way keep dispatching
+    /// their next tasks during a burst.
     #[arg(long, env = "TRIBUTARY_RUN_START_CONCURRENCY", default_value_t = 4,
           value_parser = clap::value_parser!(u16).range(1..))]
     pub run_start_concurrency: u16,

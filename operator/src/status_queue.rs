@@ -26,9 +26,9 @@ pub struct Target {
 pub enum Urgency {
     /// At once: a run finished, the phase changed, Jobs are to be deleted.
     Now,
-    /// One spacing from now (`StatusQueue::spacing`: an interval, longer under load): a run
-    /// started. Its first tasks' progress joins the write, and a run over within the spacing
-    /// is written once, when it finishes.
+    /// `SETTLE_INTERVALS` from now, or one spacing when that is longer (under load): a run
+    /// started. Its first tasks' progress joins the write, and a run over by then is written
+    /// once, when it finishes.
     Settle,
     /// Mere progress: spaced from the object's previous write (`StatusQueue::spacing`).
     Progress,
@@ -129,6 +129,12 @@ const RECENT_WRITES_LIMIT: usize = 10_000;
 /// Pipelines would take the API server's capacity from the Jobs they are waiting for.
 const PROGRESS_WRITES_PER_SECOND: u32 = 20;
 
+/// A starting run's status waits this many intervals at least: runs over in a few seconds
+/// (under load most are: the start gate keeps the runs in flight few and quick) are then
+/// written once instead of twice — each write of a 20-task Pipeline costs the API server
+/// about as much CPU as ten Job creates.
+const SETTLE_INTERVALS: u32 = 3;
+
 /// The spacing of progress grows with load up to this many intervals.
 const MAX_SPACING_INTERVALS: u32 = 10;
 
@@ -159,7 +165,7 @@ impl StatusQueue {
         let urgent = urgency == Urgency::Now;
         let due_after = |last_write: Option<Instant>| match (urgency, last_write) {
             (Urgency::Now, _) | (Urgency::Progress, None) => now,
-            (Urgency::Settle, _) => now + spacing,
+            (Urgency::Settle, _) => now + spacing.max(self.interval * SETTLE_INTERVALS),
             (Urgency::Progress, Some(at)) => (at + spacing).max(now),
         };
         match self.slots.get_mut(key) {
@@ -334,17 +340,19 @@ mod tests {
         };
         queue.submit("shop/retail", with_started("a started", "a"), t0);
         queue.submit("shop/retail", with_started("b started", "b"), t0);
-        let write = expect_write(&mut queue, t0 + INTERVAL);
+        let t1 = t0 + 3 * INTERVAL;
+        let write = expect_write(&mut queue, t1);
         assert_eq!(tasks(&write), ["a", "b"]);
 
         // The write fails while c starts: a and b go out with the retry, before c.
-        queue.submit("shop/retail", with_started("c started", "c"), t0 + INTERVAL);
-        queue.failed("shop/retail", write, t0 + 2 * INTERVAL);
-        let retry = expect_write(&mut queue, t0 + 2 * INTERVAL);
+        queue.submit("shop/retail", with_started("c started", "c"), t1);
+        let t2 = t1 + INTERVAL;
+        queue.failed("shop/retail", write, t2);
+        let retry = expect_write(&mut queue, t2);
         assert_eq!(&*retry.status, "c started");
         assert_eq!(tasks(&retry), ["a", "b", "c"]);
-        queue.written("shop/retail", &retry, t0 + 2 * INTERVAL);
-        assert_eq!(queue.next("shop/retail", t0 + 2 * INTERVAL), Next::Idle);
+        queue.written("shop/retail", &retry, t2);
+        assert_eq!(queue.next("shop/retail", t2), Next::Idle);
     }
 
     fn expect_write(queue: &mut StatusQueue, now: Instant) -> Write {
@@ -405,31 +413,26 @@ mod tests {
     }
 
     #[test]
-    fn a_starting_run_waits_one_interval_so_that_its_first_progress_joins_the_write() {
+    fn a_starting_run_waits_three_intervals_so_that_its_first_progress_joins_the_write() {
         let mut queue = StatusQueue::new(INTERVAL);
         let t0 = Instant::now();
+        let settled = t0 + 3 * INTERVAL;
         queue.submit(
             "shop/retail",
             submission("u1", "started", &[], Urgency::Settle),
             t0,
         );
-        assert_eq!(
-            queue.next("shop/retail", t0),
-            Next::WaitUntil(t0 + INTERVAL)
-        );
-        let t1 = t0 + Duration::from_millis(400);
+        assert_eq!(queue.next("shop/retail", t0), Next::WaitUntil(settled));
+        let t1 = t0 + Duration::from_millis(1400);
         queue.submit(
             "shop/retail",
             submission("u1", "a done", &[], Urgency::Progress),
             t1,
         );
-        assert_eq!(
-            queue.next("shop/retail", t1),
-            Next::WaitUntil(t0 + INTERVAL)
-        );
-        assert_eq!(&*expect_write(&mut queue, t0 + INTERVAL).status, "a done");
+        assert_eq!(queue.next("shop/retail", t1), Next::WaitUntil(settled));
+        assert_eq!(&*expect_write(&mut queue, settled).status, "a done");
 
-        // A run over within the interval is written once, when it finishes.
+        // A run over by then is written once, when it finishes.
         let t2 = t0 + 10 * INTERVAL;
         let mut queue = StatusQueue::new(INTERVAL);
         queue.submit(

@@ -490,6 +490,7 @@ pub async fn run(
         status_writer: status_writer::StatusWriter::new(STATUS_WRITE_INTERVAL),
         start_gate: start_gate::StartGate::new(
             usize::from(options.run_start_concurrency),
+            start_gate::BUSY_CREATES,
             job_triggers_tx.clone(),
         ),
         memory: Mutex::new(Memory::default()),

@@ -15,6 +15,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
 use tributary_core::api::{Pipeline, PipelineStatus};
 
+use super::start_gate::StartGate;
 use super::{Context, key};
 use crate::error::{Error, Result};
 use crate::job_index::IndexedJob;
@@ -31,7 +32,7 @@ const CONTROLLER: &str = "pipeline";
 const CREATES_IN_FLIGHT: usize = 8;
 
 /// When a run start that had to wait tries again at the latest (it is normally woken as soon
-/// as a start frees up).
+/// as a start frees up or the Job creates drain).
 const START_RETRY: Duration = Duration::from_secs(2);
 
 pub async fn reconcile(pipeline: Arc<Pipeline>, ctx: Arc<Context>) -> Result<Action> {
@@ -154,8 +155,9 @@ async fn reconcile_inner(pipeline: &Pipeline, ctx: &Arc<Context>) -> Result<Acti
         })
         .collect();
     let create_api = jobs_api.clone();
+    let gate = ctx.start_gate.clone();
     let outcomes: Vec<_> = futures::stream::iter(renders)
-        .map(move |(create, job)| create_job(create_api.clone(), create, job))
+        .map(move |(create, job)| create_job(create_api.clone(), gate.clone(), create, job))
         .buffer_unordered(CREATES_IN_FLIGHT)
         .collect()
         .await;
@@ -288,12 +290,15 @@ async fn read_result(
     (job.facts.name, result)
 }
 
-/// Creates one Job; returns when the API server answered.
+/// Creates one Job; returns when the API server answered. Counted in flight meanwhile: new
+/// runs wait while creates back up (`StartGate`).
 async fn create_job(
     api: Api<Job>,
+    gate: Arc<StartGate>,
     create: JobToCreate,
     job: Job,
 ) -> (JobToCreate, kube::Result<Job>, Instant) {
+    let _in_flight = gate.creating();
     let result = api.create(&PostParams::default(), &job).await;
     (create, result, Instant::now())
 }
