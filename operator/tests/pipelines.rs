@@ -519,10 +519,20 @@ async fn a_pipeline_on_a_one_minute_cron_runs_when_due_and_reports_its_next_run(
         .await;
     let status = p.status.unwrap();
     let run = status.last_run.unwrap();
+    let fired = status.last_schedule_time.expect("lastScheduleTime");
     assert_eq!(run.trigger, RunTrigger::Schedule);
-    assert_eq!(run.id, tributary_core::naming::scheduled_run_id(next));
-    assert_eq!(status.last_schedule_time, Some(next));
-    assert!(status.next_run_at.unwrap() > next);
+    assert_eq!(run.id, tributary_core::naming::scheduled_run_id(fired));
+    assert!(run.started_at >= fired, "started before it was due");
+    assert_eq!(
+        status.next_run_at,
+        Some(fired + chrono::Duration::minutes(1))
+    );
+    // The first nextRunAt seen is the time that fired — or, when the operator started just
+    // past a minute boundary and its first decision fired at once, the one after.
+    assert!(
+        next == fired || next == fired + chrono::Duration::minutes(1),
+        "first saw nextRunAt {next}, the run fired for {fired}"
+    );
     let job = format!("c-{}-tick-1", run.id);
     h.wait_job(&job).await;
     h.succeed(&job, 1).await;
@@ -562,6 +572,7 @@ async fn an_invalid_pipeline_reports_every_problem_starts_nothing_and_leaves_oth
         assert!(message.contains(needle), "{needle} missing from {message}");
     }
     h.wait_job("fine-g1-ok-1").await;
+    h.wait_event_reasons("broken", &["InvalidSpec"]).await;
     let notes: Vec<String> = h
         .events()
         .await
