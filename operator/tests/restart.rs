@@ -86,7 +86,7 @@ async fn killing_the_operator_at_random_points_never_loses_a_run_nor_runs_a_task
     let mut rng = rand::rng();
     let mut requested = vec![1usize; PIPELINES];
     let mut kills = 0;
-    let mut next_kill = Instant::now() + Duration::from_millis(rng.random_range(300..2500));
+    let mut next_kill = Instant::now() + Duration::from_millis(rng.random_range(200..1500));
     let start = Instant::now();
     loop {
         assert!(
@@ -98,7 +98,7 @@ async fn killing_the_operator_at_random_points_never_loses_a_run_nor_runs_a_task
             kills += 1;
             tokio::time::sleep(Duration::from_millis(rng.random_range(0..800))).await;
             h.start_operator();
-            next_kill = Instant::now() + Duration::from_millis(rng.random_range(300..2500));
+            next_kill = Instant::now() + Duration::from_millis(rng.random_range(200..1500));
         }
         let mut complete = 0;
         for (i, count) in requested.iter_mut().enumerate() {
