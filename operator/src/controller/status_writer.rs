@@ -1,7 +1,8 @@
 //! The tasks that write the Pipeline statuses reconciles decided (queued in
 //! `crate::status_queue`): one task per Pipeline with something to write, so writes of one
 //! Pipeline never overlap, and a bound on writes in flight, so they leave room for Job creates.
-//! After a status is written, the Jobs it no longer points at are deleted.
+//! After a status is written, the tasks it shows started are announced (`TaskStarted`) and
+//! the Jobs it no longer points at are deleted.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
