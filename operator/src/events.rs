@@ -60,7 +60,7 @@ pub fn fit_note(mut note: String) -> String {
 }
 
 /// A task a decision started: announced in a `TaskStarted` Event once the status showing it
-/// is written (`task_started_notes`), together with the other tasks of the same Pipeline
+/// is written (`task_started_events`), together with the other tasks of the same Pipeline
 /// started since the previous write.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TaskStart {
