@@ -18,8 +18,8 @@ use kube::runtime::reflector::ObjectRef;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tributary_core::api::Pipeline;
 
-/// Job creates in flight (awaiting the API server, or the client's rate limiter) from which
-/// on new runs wait: twice what one reconcile sends at once, so a start is refused only when
+/// Job creates in flight (awaiting the API server, or the client's rate limiter) at which new
+/// runs start to wait: twice what one reconcile sends at once, so a start is refused only when
 /// several reconciles' creates are queued — the server (or the rate limit) is the bottleneck.
 pub const BUSY_CREATES: usize = 16;
 
