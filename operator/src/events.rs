@@ -75,26 +75,24 @@ pub struct TaskStart {
 /// or — past the note limit — as many as needed, none cut short. Each is dated by its first
 /// start.
 pub fn task_started_events(starts: &[TaskStart]) -> Vec<EventNote> {
+    let items: Vec<String> = starts.iter().map(started_item).collect();
     let mut events = Vec::new();
-    let mut batch: Vec<&TaskStart> = Vec::new();
-    // The items' length so far, with their ", " separators.
-    let mut items_len = 0;
-    for start in starts {
-        let item_len = started_item(start).len();
-        let prefix_len = format!("{} tasks started: ", batch.len() + 1).len();
-        if !batch.is_empty() && prefix_len + items_len + 2 + item_len > MAX_NOTE {
-            events.push(task_started_event(&batch));
-            batch.clear();
+    // The batch is `first..i`; `items_len` its items' length with their ", " separators.
+    let (mut first, mut items_len) = (0, 0);
+    for (i, item) in items.iter().enumerate() {
+        let prefix_len = format!("{} tasks started: ", i - first + 1).len();
+        if i > first && prefix_len + items_len + 2 + item.len() > MAX_NOTE {
+            events.push(task_started_event(&starts[first..i], &items[first..i]));
+            first = i;
         }
-        items_len = if batch.is_empty() {
-            item_len
+        items_len = if i == first {
+            item.len()
         } else {
-            items_len + 2 + item_len
+            items_len + 2 + item.len()
         };
-        batch.push(start);
     }
-    if !batch.is_empty() {
-        events.push(task_started_event(&batch));
+    if first < items.len() {
+        events.push(task_started_event(&starts[first..], &items[first..]));
     }
     events
 }
@@ -106,20 +104,14 @@ fn started_item(start: &TaskStart) -> String {
     )
 }
 
-fn task_started_event(batch: &[&TaskStart]) -> EventNote {
+/// One Event for a batch of starts and their items (`started_item`).
+fn task_started_event(batch: &[TaskStart], items: &[String]) -> EventNote {
     let note = match batch {
         [one] => format!(
             "task {} attempt {} started as Job {}",
             one.task, one.attempt, one.job
         ),
-        many => format!(
-            "{} tasks started: {}",
-            many.len(),
-            many.iter()
-                .map(|s| started_item(s))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+        many => format!("{} tasks started: {}", many.len(), items.join(", ")),
     };
     EventNote {
         at: batch.first().map(|s| s.at),
