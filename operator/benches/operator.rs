@@ -691,7 +691,7 @@ async fn request_costs(client: &Client, ns: &str, name: &str, count: usize) -> R
             type_: Some("Normal".into()),
             event_time: Some(MicroTime(now)),
             regarding: Some(regarding.clone()),
-            reporting_controller: Some("tributary.dev/operator".into()),
+            reporting_controller: Some(tributary_operator::events::REPORTING_CONTROLLER.into()),
             reporting_instance: Some("bench".into()),
             ..Default::default()
         };
@@ -729,7 +729,8 @@ async fn events_by_reason(client: &Client, ns: &str, prefix: &str) -> BTreeMap<S
     let mut by_reason = BTreeMap::new();
     for event in events.list(&ListParams::default()).await.unwrap() {
         let about = event.regarding.as_ref();
-        let ours = event.reporting_controller.as_deref() == Some("tributary.dev/operator");
+        let ours = event.reporting_controller.as_deref()
+            == Some(tributary_operator::events::REPORTING_CONTROLLER);
         if ours
             && about.and_then(|r| r.kind.as_deref()) == Some("Pipeline")
             && about

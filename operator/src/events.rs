@@ -12,6 +12,9 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::PostParams;
 use kube::{Api, Client};
 
+/// The `reportingController` of every Event the operator publishes.
+pub const REPORTING_CONTROLLER: &str = "tributary.dev/operator";
+
 /// Longest Event note the API server accepts.
 pub const MAX_NOTE: usize = 1024;
 
@@ -186,7 +189,7 @@ async fn create(client: &Client, instance: &str, object: &ObjectReference, event
         type_: Some(if event.warning { "Warning" } else { "Normal" }.into()),
         event_time: Some(MicroTime(happened)),
         regarding: Some(object.clone()),
-        reporting_controller: Some("tributary.dev/operator".into()),
+        reporting_controller: Some(REPORTING_CONTROLLER.into()),
         reporting_instance: Some(instance.to_string()),
         ..Default::default()
     };
