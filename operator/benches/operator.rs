@@ -144,6 +144,31 @@ fn print_slowest(what: &str, dispatches: &[Dispatch], since: Instant) {
     eprintln!("{what}: slowest dispatches: {}", slowest.join("; "));
 }
 
+/// Prints how many of the Jobs whose names start with `prefix` the harness saw appear in each
+/// second from `since`, and how many it finished: a phase's ramp and tail against its middle.
+fn print_timeline(what: &str, seen: &Seen, prefix: &str, since: Instant) {
+    let per_second = |times: &HashMap<String, Instant>| {
+        let mut counts: Vec<usize> = Vec::new();
+        for (_, at) in times.iter().filter(|(name, _)| name.starts_with(prefix)) {
+            let second = at.saturating_duration_since(since).as_secs() as usize;
+            if counts.len() <= second {
+                counts.resize(second + 1, 0);
+            }
+            counts[second] += 1;
+        }
+        counts
+            .iter()
+            .map(|c| c.to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    eprintln!(
+        "{what}: Jobs appeared per second: {}; finished per second: {}",
+        per_second(&seen.appeared),
+        per_second(&seen.done)
+    );
+}
+
 /// The upper bound of the histogram bucket holding quantile `q` of `name` in metrics text.
 fn histogram_quantile(metrics: &str, name: &str, q: f64) -> f64 {
     let count = sample(metrics, &format!("{name}_count"));
@@ -620,6 +645,68 @@ impl ServerCpu {
     }
 }
 
+/// The processes whose CPU a phase's Jobs share on this machine, by `comm` (cut to 15
+/// characters by the kernel), with how the table names them.
+const SHARED_CPU: [(&str, &str); 4] = [
+    ("kube-apiserver", "API server"),
+    ("etcd", "etcd"),
+    ("kube-controller", "controller manager"),
+    ("kube-scheduler", "scheduler"),
+];
+
+/// CPU seconds so far of the control plane's processes, this benchmark's process (harness
+/// and bare DAG driver) and, if given, the operator's; and of the whole machine (every
+/// core's busy time, from `/proc/stat`).
+fn shared_cpu(operator: Option<u32>) -> BTreeMap<&'static str, f64> {
+    let mut seconds = BTreeMap::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+        if let Some((_, label)) = SHARED_CPU.iter().find(|(c, _)| *c == comm.trim()) {
+            *seconds.entry(*label).or_insert(0.0) += cpu_seconds(pid);
+        }
+    }
+    seconds.insert(
+        "benchmark (harness, driver)",
+        cpu_seconds(std::process::id()),
+    );
+    if let Some(pid) = operator {
+        seconds.insert("operator", cpu_seconds(pid));
+    }
+    let busy: u64 = std::fs::read_to_string("/proc/stat")
+        .unwrap_or_default()
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .enumerate()
+        // user nice system idle iowait irq softirq steal: all but idle and iowait.
+        .filter(|(i, _)| *i != 3 && *i != 4 && *i < 8)
+        .filter_map(|(_, v)| v.parse::<u64>().ok())
+        .sum();
+    seconds.insert("whole machine", busy as f64 / 100.0);
+    seconds
+}
+
+/// CPU milliseconds per Job by process between two `shared_cpu` snapshots.
+fn cpu_ms_per_job(
+    after: &BTreeMap<&'static str, f64>,
+    before: &BTreeMap<&'static str, f64>,
+    jobs: usize,
+) -> BTreeMap<&'static str, f64> {
+    after
+        .iter()
+        .filter_map(|(k, v)| Some((*k, (v - before.get(k)?) / jobs as f64 * 1000.0)))
+        .collect()
+}
+
 /// The API server's CPU milliseconds per request of the kinds a run adds to its Jobs'.
 struct RequestCosts {
     /// A status server-side apply, as the operator writes it.
@@ -771,6 +858,8 @@ struct DagBaseline {
     latencies: Vec<f64>,
     /// The API server's CPU seconds per 1,000 Jobs while it ran.
     server_cpu_per_1000_jobs: f64,
+    /// CPU milliseconds per Job of each process sharing the machine (`shared_cpu`).
+    cpu_per_job: BTreeMap<&'static str, f64>,
     /// Every client's requests to the API server while it ran, by `verb resource`.
     server_requests: BTreeMap<String, f64>,
 }
@@ -791,10 +880,12 @@ async fn dag_baseline(
         Pace(Duration::ZERO),
     );
     let server_cpu = ServerCpu::new();
+    let cpu_before = shared_cpu(None);
     let server_requests_before = server_requests(client).await;
     // Layers to create flow from the watch to the creates through this queue, so that the
     // creates of all pipelines share the one `IN_FLIGHT` bound.
     let (queue, queued) = tokio::sync::mpsc::unbounded_channel::<(usize, usize)>();
+    eprintln!("bare DAG driver: starting {pipelines} pipelines");
     let start = Instant::now();
     let creates = tokio_stream_from(queued)
         .map(|(pipeline, task)| create_job(&api, jobs.job(&dag_pipeline(pipeline), task)))
@@ -810,6 +901,7 @@ async fn dag_baseline(
     let elapsed = start.elapsed();
     kubelet.abort();
     let count = pipelines * layout.tasks;
+    let cpu_per_job = cpu_ms_per_job(&shared_cpu(None), &cpu_before, count);
     let rate = count as f64 / elapsed.as_secs_f64();
     eprintln!(
         "bare DAG driver: {count} Jobs of {pipelines} pipelines in {elapsed:?} ({rate:.0}/s)"
@@ -818,11 +910,13 @@ async fn dag_baseline(
     let names: Vec<String> = (0..pipelines).map(dag_pipeline).collect();
     let dispatched = dispatches(&seen.lock().unwrap(), layout, &names);
     print_slowest("bare DAG driver", &dispatched, start);
+    print_timeline("bare DAG driver", &seen.lock().unwrap(), "d", start);
     DagBaseline {
         jobs_per_second: rate,
         latencies: latencies(&dispatched),
         // CPU milliseconds per Job are seconds per 1,000 Jobs.
         server_cpu_per_1000_jobs: server_cpu.ms_per(count),
+        cpu_per_job,
         server_requests,
     }
 }
@@ -1286,12 +1380,15 @@ async fn bench(client: Client, namespaces: Namespaces, scale: Scale) {
     let window_jobs = rest * tasks - appeared(&seen, "load");
     let server_cpu = ServerCpu::new();
     let operator_cpu_before = cpu_seconds(pid.load(Ordering::Relaxed));
+    let shared_cpu_before = shared_cpu(Some(pid.load(Ordering::Relaxed)));
     let server_requests_before = server_requests(&client).await;
     let (requests_before, seconds_before) = (
         kube_requests(&metrics_addr),
         kube_request_seconds(&metrics_addr),
     );
     let load_at_start = load_average();
+    eprintln!("operator: throughput window open (first Job seen)");
+    let metrics_before = scrape(&metrics_addr);
     let elapsed = wait_succeeded(&succeeded, "load", rest, Duration::from_secs(3600))
         .await
         .max(start.elapsed());
@@ -1299,12 +1396,15 @@ async fn bench(client: Client, namespaces: Namespaces, scale: Scale) {
     let operator_rate = (rest * tasks) as f64 / elapsed.as_secs_f64();
     let operator_cpu = (cpu_seconds(pid) - operator_cpu_before) / window_jobs as f64 * 1000.0;
     let server_cpu = server_cpu.ms_per(window_jobs);
+    let shared_cpu_per_job =
+        cpu_ms_per_job(&shared_cpu(Some(pid)), &shared_cpu_before, window_jobs);
     let load_requests = diff(&kube_requests(&metrics_addr), &requests_before);
     let seconds_after = kube_request_seconds(&metrics_addr);
     let request_seconds = diff(&seconds_after.0, &seconds_before.0);
     let request_counts = diff(&seconds_after.1, &seconds_before.1);
     let all_requests = diff(&server_requests(&client).await, &server_requests_before);
     let final_metrics = scrape(&metrics_addr);
+    print_timeline("operator", &seen.lock().unwrap(), "load", start);
     let rss_after_load = rss_kib(pid, "VmRSS:");
     let load_at_end = load_average();
 
@@ -1445,6 +1545,19 @@ async fn bench(client: Client, namespaces: Namespaces, scale: Scale) {
         "| - API server under the bare DAG driver, before / after | {:.1} / {:.1} | |",
         dag.server_cpu_per_1000_jobs, dag_after.server_cpu_per_1000_jobs
     );
+    let in_window = |name: &str| sample(&final_metrics, name) - sample(&metrics_before, name);
+    println!(
+        "| Pipeline reconciles / run starts deferred per Job (throughput phase) | {:.2} / {:.2} | |",
+        in_window("tributary_reconciles_total{controller=\"pipeline\"}") / jobs,
+        in_window("tributary_run_starts_deferred_total") / jobs
+    );
+    for (what, operator_ms) in &shared_cpu_per_job {
+        let before = dag.cpu_per_job.get(what).copied().unwrap_or(0.0);
+        let after = dag_after.cpu_per_job.get(what).copied().unwrap_or(0.0);
+        println!(
+            "| CPU ms per Job, {what}: bare DAG driver before / after; operator phase | {before:.2} / {after:.2}; {operator_ms:.2} | |"
+        );
+    }
     println!(
         "| operator API requests per Job (throughput phase, watches excluded) | {:.2} | |",
         total / jobs

@@ -3,6 +3,7 @@
 //! its first heap allocation, and its pod template carries the whole runner input).
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::batch::v1::JobStatus;
@@ -36,9 +37,47 @@ pub struct Owner {
     pub uid: Box<str>,
 }
 
+/// The metadata the caches read, decoded without the rest: managed fields above all, which
+/// for a Job or pod are a tree of every field its creator set (the whole pod template) and
+/// would otherwise be built as JSON values on every watch event, only to be dropped.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MetaWire {
+    name: Option<String>,
+    namespace: Option<String>,
+    uid: Option<String>,
+    resource_version: Option<String>,
+    #[serde(default)]
+    labels: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    owner_references: Option<Vec<OwnerWire>>,
+}
+
+#[derive(Deserialize)]
+struct OwnerWire {
+    kind: String,
+    name: String,
+    uid: String,
+    #[serde(default)]
+    controller: Option<bool>,
+}
+
+impl MetaWire {
+    /// Identity only: what `kube::Resource::meta` of a cached object answers.
+    fn take_identity(&mut self) -> ObjectMeta {
+        ObjectMeta {
+            name: self.name.take(),
+            namespace: self.namespace.take(),
+            uid: self.uid.take(),
+            resource_version: self.resource_version.take(),
+            ..Default::default()
+        }
+    }
+}
+
 #[derive(Deserialize)]
 struct JobWire {
-    metadata: ObjectMeta,
+    metadata: MetaWire,
     #[serde(default)]
     status: Option<JobStatus>,
 }
@@ -46,7 +85,8 @@ struct JobWire {
 impl From<JobWire> for CachedJob {
     fn from(wire: JobWire) -> Self {
         let state = job_state_of(wire.status.as_ref());
-        let meta = wire.metadata;
+        let mut meta = wire.metadata;
+        let metadata = meta.take_identity();
         let labels = meta
             .labels
             .unwrap_or_default()
@@ -65,13 +105,7 @@ impl From<JobWire> for CachedJob {
                 uid: o.uid.into_boxed_str(),
             });
         CachedJob {
-            metadata: ObjectMeta {
-                name: meta.name,
-                namespace: meta.namespace,
-                uid: meta.uid,
-                resource_version: meta.resource_version,
-                ..Default::default()
-            },
+            metadata,
             labels,
             owner,
             state,
@@ -136,13 +170,13 @@ pub fn resource_version(meta: &ObjectMeta) -> u64 {
 
 #[derive(Deserialize)]
 struct PodWire {
-    metadata: ObjectMeta,
+    metadata: MetaWire,
     #[serde(default)]
     status: Option<PodStatus>,
 }
 
 impl From<PodWire> for RunnerPod {
-    fn from(wire: PodWire) -> Self {
+    fn from(mut wire: PodWire) -> Self {
         let job = wire
             .metadata
             .labels
@@ -160,13 +194,7 @@ impl From<PodWire> for RunnerPod {
             result: wire.status.as_ref().and_then(pod_result_of),
             job,
             owner,
-            metadata: ObjectMeta {
-                name: wire.metadata.name,
-                namespace: wire.metadata.namespace,
-                uid: wire.metadata.uid,
-                resource_version: wire.metadata.resource_version,
-                ..Default::default()
-            },
+            metadata: wire.metadata.take_identity(),
         }
     }
 }
@@ -218,7 +246,8 @@ mod tests {
                 "annotations": {"a": "b"},
                 "ownerReferences": [{"apiVersion": "tributary.dev/v1alpha1", "kind": "Pipeline",
                     "name": "retail", "uid": "p1", "controller": true}],
-                "managedFields": [{"manager": "tributary-operator"}]},
+                "managedFields": [{"manager": "tributary-operator", "operation": "Update",
+                    "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:template": {}}}}]},
             "spec": {"template": {"spec": {"containers": [{"name": "runner",
                 "env": [{"name": "TRIBUTARY_INPUT", "value": "{}"}]}]}}},
             "status": {"conditions": [{"type": "Complete", "status": "True",

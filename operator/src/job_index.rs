@@ -39,7 +39,10 @@ pub struct JobIndex {
 
 impl JobIndex {
     /// A Job was added or changed (`listing`: during the watch's initial list). Returns the
-    /// Pipeline owning it, if any: the one to reconcile.
+    /// Pipeline owning it when a decision may change: the Job is new to the index, moved to
+    /// another owner, or its facts (state, labels) changed — not for the Job controller's
+    /// updates in between (active and ready counts, start time), which decide nothing but
+    /// arrive two or three times per Job. Every Job of a list names its Pipeline.
     pub fn apply(&mut self, job: &CachedJob, listing: bool) -> Option<PipelineRef> {
         let index = match (listing, self.listing.as_mut()) {
             (true, Some(next)) => next,
@@ -52,7 +55,9 @@ impl JobIndex {
             }
             return None;
         };
-        index.insert(job, &owner.uid);
+        if !index.insert(job, &owner.uid) && !listing {
+            return None;
+        }
         Some(PipelineRef {
             namespace: job.metadata.namespace.clone()?,
             name: owner.name.to_string(),
@@ -106,9 +111,10 @@ impl JobIndex {
         self.owner_of.is_empty()
     }
 
-    fn insert(&mut self, job: &CachedJob, owner_uid: &str) {
+    /// Files `job` under `owner_uid`; whether its facts or its owner changed (or it is new).
+    fn insert(&mut self, job: &CachedJob, owner_uid: &str) -> bool {
         let (Some(uid), Some(facts)) = (job.metadata.uid.as_deref(), task_job_facts(job)) else {
-            return;
+            return false;
         };
         let uid: Arc<str> = match self.owner_of.get_key_value(uid) {
             Some((shared, _)) => shared.clone(),
@@ -122,11 +128,17 @@ impl JobIndex {
         match self.owner_of.get(&uid) {
             Some(filed) if &**filed == owner_uid => {
                 let jobs = self.by_owner.get_mut(owner_uid).expect("filed owner");
-                match jobs.iter_mut().find(|j| j.uid == uid) {
-                    Some(existing) => *existing = entry,
-                    None => push_exact(jobs, entry),
-                }
-                return;
+                return match jobs.iter_mut().find(|j| j.uid == uid) {
+                    Some(existing) => {
+                        let changed = existing.facts != entry.facts;
+                        *existing = entry;
+                        changed
+                    }
+                    None => {
+                        push_exact(jobs, entry);
+                        true
+                    }
+                };
             }
             Some(_) => self.remove(&uid),
             None => {}
@@ -137,6 +149,7 @@ impl JobIndex {
         };
         push_exact(self.by_owner.entry(owner.clone()).or_default(), entry);
         self.owner_of.insert(uid, owner);
+        true
     }
 
     fn remove(&mut self, uid: &str) {
@@ -238,6 +251,41 @@ mod tests {
         assert_eq!(jobs[0].rv, 9);
         assert!(matches!(jobs[0].facts.state, JobState::Complete { .. }));
         assert_eq!(&*jobs[0].uid, "ja");
+    }
+
+    #[test]
+    fn only_a_new_job_or_a_change_of_its_facts_names_its_pipeline_outside_a_list() {
+        let mut index = JobIndex::default();
+        let reconcile = |target: Option<PipelineRef>| target.map(|p| p.name);
+        let p1 = Some("pipeline-p1".to_string());
+        assert_eq!(
+            reconcile(index.apply(&job("a", "ja", 5, Some("p1"), false), false)),
+            p1
+        );
+        // The Job controller's own status updates while it runs: same facts, newer version.
+        assert_eq!(
+            reconcile(index.apply(&job("a", "ja", 6, Some("p1"), false), false)),
+            None
+        );
+        assert_eq!(index.jobs_of("p1")[0].rv, 6);
+        assert_eq!(
+            reconcile(index.apply(&job("a", "ja", 7, Some("p1"), true), false)),
+            p1
+        );
+        assert_eq!(
+            reconcile(index.apply(&job("a", "ja", 8, Some("p1"), true), false)),
+            None
+        );
+        assert_eq!(
+            reconcile(index.apply(&job("a", "ja", 9, Some("p2"), true), false)).as_deref(),
+            Some("pipeline-p2")
+        );
+        // A relist names every Job's Pipeline: what changed while the watch was down is unknown.
+        index.relist_started();
+        assert_eq!(
+            reconcile(index.apply(&job("a", "ja", 9, Some("p2"), true), true)).as_deref(),
+            Some("pipeline-p2")
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! connection checks, writing status, lineage and Events back.
 //!
 //! Decisions live in modules without I/O (`pipeline`, `datasource`, `jobs`, `observe`,
-//! `conditions`, `budget`, `cached`, `results`, `openlineage`), unit tested from fixtures;
+//! `conditions`, `budget`, `cached`, `results`, `recent`, `openlineage`), unit tested from fixtures;
 //! `controller`, `leader`, `server`, `ratelimit`, `apicalls` and `openlineage_client` are the
 //! thin shells that talk to the API server and the lineage endpoint.
 
@@ -24,6 +24,7 @@ pub mod openlineage;
 pub mod openlineage_client;
 pub mod pipeline;
 pub mod ratelimit;
+pub mod recent;
 pub mod results;
 pub mod server;
 pub mod status_queue;

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::events::TaskStart;
+use crate::recent::Recent;
 
 /// The object a status belongs to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -116,7 +117,7 @@ pub struct StatusQueue {
     interval: Duration,
     slots: HashMap<String, Slot>,
     /// When objects without a slot were last written, while that still spaces a write.
-    recent_writes: HashMap<String, Instant>,
+    recent_writes: Recent,
     versions: u64,
 }
 
@@ -144,7 +145,7 @@ impl StatusQueue {
         StatusQueue {
             interval,
             slots: HashMap::new(),
-            recent_writes: HashMap::new(),
+            recent_writes: Recent::new(interval, RECENT_WRITES_LIMIT),
             versions: 0,
         }
     }
@@ -190,7 +191,7 @@ impl StatusQueue {
             }
             None => {
                 let mut slot = Slot::new(target, status, version, deletes, started, now);
-                slot.last_write = self.recent_writes.remove(key);
+                slot.last_write = self.recent_writes.take(key);
                 slot.due = due_after(slot.last_write);
                 slot.urgent = urgent;
                 self.slots.insert(key.to_string(), slot);
@@ -213,11 +214,7 @@ impl StatusQueue {
         };
         if slot.written_version == slot.version && slot.deletes.is_empty() {
             if let Some(at) = slot.last_write {
-                if self.recent_writes.len() >= RECENT_WRITES_LIMIT {
-                    let interval = self.interval;
-                    self.recent_writes.retain(|_, t| now < *t + interval);
-                }
-                self.recent_writes.insert(key.to_string(), at);
+                self.recent_writes.insert(key, at, now);
             }
             self.slots.remove(key);
             return Next::Idle;
@@ -287,7 +284,7 @@ impl StatusQueue {
     /// The object is gone (deleted, or its status cannot be written any more).
     pub fn forget(&mut self, key: &str) {
         self.slots.remove(key);
-        self.recent_writes.remove(key);
+        self.recent_writes.take(key);
     }
 
     /// Whether no object has a status left to write.

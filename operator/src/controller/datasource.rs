@@ -128,7 +128,7 @@ async fn reconcile_inner(ds: &DataSource, ctx: &Context) -> Result<Action> {
                 Err(kube::Error::Api(s)) if s.code == 409 => {}
                 Err(err) => return Err(Error::kube("create check Job")(err)),
             }
-            ctx.mark_created(job_key);
+            ctx.mark_created(&job_key);
         }
     }
 

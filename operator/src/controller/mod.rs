@@ -28,6 +28,7 @@ use crate::job_index::{IndexedJob, JobIndex};
 use crate::jobs::PodSettings;
 use crate::metrics::{ErrorLabels, Metrics, ReadLabels};
 use crate::observe::{PodResult, latest};
+use crate::recent::Recent;
 use crate::results::{Lookup, ResultIndex};
 
 /// Shared state of both controllers.
@@ -59,18 +60,32 @@ pub struct Context {
 
 /// What the operator remembers between reconciles. Losing it (a restart) costs only extra
 /// API calls: every decision is rebuilt from the API server's state.
-#[derive(Default)]
 struct Memory {
     /// Status this operator last applied, by object key, while the watch cache still shows an
     /// older one (which must not be built upon); dropped once the cache caught up.
     written: HashMap<String, Written>,
     /// Pod results of finished Jobs, by Job uid.
     results: HashMap<String, Option<PodResult>>,
-    /// When a Job was first seen finished, by namespace/name (dispatch latency).
-    finished_seen: HashMap<String, Instant>,
+    /// When a Job was first seen finished, by namespace/name (dispatch latency: read within
+    /// seconds of the finish).
+    finished_seen: Recent,
     /// Jobs created in the last seconds, by namespace/name: the watch may not show them yet.
-    created: HashMap<String, Instant>,
+    created: Recent,
 }
+
+impl Default for Memory {
+    fn default() -> Self {
+        Memory {
+            written: HashMap::new(),
+            results: HashMap::new(),
+            finished_seen: Recent::new(Duration::from_secs(60), 5_000),
+            created: Recent::new(CREATED_MEMORY, 10_000),
+        }
+    }
+}
+
+/// How long a created Job counts as created although the watch does not show it yet.
+const CREATED_MEMORY: Duration = Duration::from_secs(30);
 
 /// A status as applied: the object's uid, the resourceVersion the write produced, and the
 /// status as compact JSON (a `serde_json::Value` of it would take several times the space).
@@ -145,42 +160,23 @@ impl Context {
 
     fn mark_finished_seen(&self, key: &str) {
         let mut memory = self.memory.lock().expect("memory lock");
-        if memory.finished_seen.len() > 5_000 {
-            // Only the dispatch latency reads it, within seconds of the finish.
-            let cutoff = Instant::now() - Duration::from_secs(60);
-            memory.finished_seen.retain(|_, t| *t > cutoff);
-        }
-        memory
-            .finished_seen
-            .entry(key.to_string())
-            .or_insert_with(Instant::now);
+        memory.finished_seen.note_first(key, Instant::now());
     }
 
     fn finished_seen(&self, key: &str) -> Option<Instant> {
-        self.memory
-            .lock()
-            .expect("memory lock")
-            .finished_seen
-            .get(key)
-            .copied()
+        let memory = self.memory.lock().expect("memory lock");
+        memory.finished_seen.get(key, Instant::now())
     }
 
     fn recently_created(&self, key: &str) -> bool {
         let memory = self.memory.lock().expect("memory lock");
-        memory
-            .created
-            .get(key)
-            .is_some_and(|t| t.elapsed() < Duration::from_secs(30))
+        memory.created.get(key, Instant::now()).is_some()
     }
 
-    fn mark_created(&self, key: String) {
+    fn mark_created(&self, key: &str) {
+        let now = Instant::now();
         let mut memory = self.memory.lock().expect("memory lock");
-        if memory.created.len() > 10_000 {
-            memory
-                .created
-                .retain(|_, t| t.elapsed() < Duration::from_secs(30));
-        }
-        memory.created.insert(key, Instant::now());
+        memory.created.insert(key, now, now);
     }
 
     /// The result of a finished Job's runner container: from the pod watch, or when it

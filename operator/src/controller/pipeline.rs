@@ -12,11 +12,12 @@ use k8s_openapi::api::batch::v1::Job;
 use kube::api::PostParams;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
-use kube::{Api, Resource, ResourceExt};
+use kube::{Resource, ResourceExt};
 use tributary_core::api::{Pipeline, PipelineStatus};
 
 use super::start_gate::StartGate;
 use super::{Context, key};
+use crate::cached::CachedJob;
 use crate::error::{Error, Result};
 use crate::job_index::IndexedJob;
 use crate::metrics::{ControllerLabels, OutcomeLabels, TriggerLabels};
@@ -136,7 +137,6 @@ async fn reconcile_inner(pipeline: &Pipeline, ctx: &Arc<Context>) -> Result<Acti
 
     // 1. Jobs first: a crash after this point leaves Jobs that the next reconcile adopts.
     // Created concurrently: a layer of tasks ready together should not wait in line.
-    let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), &namespace);
     let renders: Vec<_> = decision
         .create
         .iter()
@@ -154,10 +154,9 @@ async fn reconcile_inner(pipeline: &Pipeline, ctx: &Arc<Context>) -> Result<Acti
             .map(|job| (create.clone(), job))
         })
         .collect();
-    let create_api = jobs_api.clone();
     let gate = ctx.start_gate.clone();
     let outcomes: Vec<_> = futures::stream::iter(renders)
-        .map(move |(create, job)| create_job(create_api.clone(), gate.clone(), create, job))
+        .map(|(create, job)| create_job(&ctx.client, namespace_ref, gate.clone(), create, job))
         .buffer_unordered(CREATES_IN_FLIGHT)
         .collect()
         .await;
@@ -167,7 +166,7 @@ async fn reconcile_inner(pipeline: &Pipeline, ctx: &Arc<Context>) -> Result<Acti
         match result {
             Ok(_) => {
                 ctx.metrics.jobs_created.inc();
-                ctx.mark_created(job_key);
+                ctx.mark_created(&job_key);
                 if !create.ensure_only {
                     let ready_since = create
                         .dependency_jobs
@@ -183,7 +182,7 @@ async fn reconcile_inner(pipeline: &Pipeline, ctx: &Arc<Context>) -> Result<Acti
                 tracing::info!(pipeline = %object_key, job = %create.job_name, attempt = create.attempt, "created Job");
             }
             Err(kube::Error::Api(status)) if status.code == 409 => {
-                ctx.mark_created(job_key);
+                ctx.mark_created(&job_key);
             }
             Err(err) => {
                 create_error.get_or_insert(err);
@@ -291,15 +290,25 @@ async fn read_result(
 }
 
 /// Creates one Job; returns when the API server answered. Counted in flight meanwhile: new
-/// runs wait while creates back up (`StartGate`).
+/// runs wait while creates back up (`StartGate`). The created Job the server sends back is
+/// read as a `CachedJob`: a whole `Job` (its pod template, its managed fields) would be
+/// decoded only to be dropped.
 async fn create_job(
-    api: Api<Job>,
+    client: &kube::Client,
+    namespace: &str,
     gate: Arc<StartGate>,
     create: JobToCreate,
     job: Job,
-) -> (JobToCreate, kube::Result<Job>, Instant) {
+) -> (JobToCreate, kube::Result<CachedJob>, Instant) {
     let _in_flight = gate.creating();
-    let result = api.create(&PostParams::default(), &job).await;
+    let result = async {
+        let body = serde_json::to_vec(&job).map_err(kube::Error::SerdeError)?;
+        let request = kube::core::Request::new(Job::url_path(&(), Some(namespace)))
+            .create(&PostParams::default(), body)
+            .map_err(kube::Error::BuildRequest)?;
+        client.request::<CachedJob>(request).await
+    }
+    .await;
     (create, result, Instant::now())
 }
 
