@@ -43,7 +43,11 @@ async fn terminated() {
     }
 }
 
-#[tokio::main]
+// One thread: the operator needs a fraction of a core even when it keeps the API server
+// saturated (`make bench-operator`), and with a pool of workers most of its CPU went to
+// waking and switching between them for each small watch event and response (a third of
+// its samples in `finish_task_switch`), CPU taken from the API server on a small node.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
     init_logging(&config.log_format);
