@@ -645,10 +645,13 @@ impl ServerCpu {
     }
 }
 
+/// How the CPU table names the API server.
+const API_SERVER: &str = "API server";
+
 /// The processes whose CPU a phase's Jobs share on this machine, by `comm` (cut to 15
 /// characters by the kernel), with how the table names them.
 const SHARED_CPU: [(&str, &str); 4] = [
-    ("kube-apiserver", "API server"),
+    ("kube-apiserver", API_SERVER),
     ("etcd", "etcd"),
     ("kube-controller", "controller manager"),
     ("kube-scheduler", "scheduler"),
@@ -879,7 +882,6 @@ async fn dag_baseline(
         Default::default(),
         Pace(Duration::ZERO),
     );
-    let server_cpu = ServerCpu::new();
     let cpu_before = shared_cpu(None);
     let server_requests_before = server_requests(client).await;
     // Layers to create flow from the watch to the creates through this queue, so that the
@@ -915,7 +917,8 @@ async fn dag_baseline(
         jobs_per_second: rate,
         latencies: latencies(&dispatched),
         // CPU milliseconds per Job are seconds per 1,000 Jobs.
-        server_cpu_per_1000_jobs: server_cpu.ms_per(count),
+        // CPU milliseconds per Job are seconds per 1,000 Jobs.
+        server_cpu_per_1000_jobs: cpu_per_job.get(API_SERVER).copied().unwrap_or(f64::NAN),
         cpu_per_job,
         server_requests,
     }
@@ -1024,20 +1027,26 @@ impl Drop for Operator {
     }
 }
 
-/// Deletes a namespace and waits (bounded) until it is gone, so one phase's garbage collection
-/// does not load the API server during the next.
+/// Asks for every Job and pod of namespace `ns` to be deleted, one request each: the
+/// namespace and garbage collectors would delete them one by one within their client rate
+/// limit, minutes for a phase's Jobs.
+async fn delete_jobs_and_pods(client: &Client, ns: &str) -> kube::Result<()> {
+    let everything = ListParams::default();
+    Api::<Job>::namespaced(client.clone(), ns)
+        .delete_collection(&DeleteParams::background(), &everything)
+        .await?;
+    Api::<Pod>::namespaced(client.clone(), ns)
+        .delete_collection(&DeleteParams::background(), &everything)
+        .await?;
+    Ok(())
+}
+
 /// Deletes every Job of namespace `ns` and their pods, and waits until both are gone.
 async fn delete_jobs(client: &Client, ns: &str, wait: Duration) {
-    let everything = ListParams::default();
     let jobs = Api::<Job>::namespaced(client.clone(), ns);
     let pods = Api::<Pod>::namespaced(client.clone(), ns);
     let start = Instant::now();
-    jobs.delete_collection(&DeleteParams::background(), &everything)
-        .await
-        .unwrap();
-    pods.delete_collection(&DeleteParams::background(), &everything)
-        .await
-        .unwrap();
+    delete_jobs_and_pods(client, ns).await.unwrap();
     let one = ListParams::default().limit(1);
     loop {
         let left = jobs.list_metadata(&one).await.unwrap().items.len()
@@ -1054,16 +1063,11 @@ async fn delete_jobs(client: &Client, ns: &str, wait: Duration) {
     }
 }
 
+/// Deletes a namespace and waits (bounded) until it is gone, so one phase's garbage collection
+/// does not load the API server during the next.
 async fn delete_namespace(client: &Client, name: &str, wait: Duration) {
-    // Its Jobs and pods first, one request each: the namespace and garbage collectors delete
-    // them one by one within their client rate limit, minutes for a phase's Jobs.
-    let everything = ListParams::default();
-    let _ = Api::<Job>::namespaced(client.clone(), name)
-        .delete_collection(&DeleteParams::background(), &everything)
-        .await;
-    let _ = Api::<Pod>::namespaced(client.clone(), name)
-        .delete_collection(&DeleteParams::background(), &everything)
-        .await;
+    // Its Jobs and pods first (best effort: the namespace may be gone already).
+    let _ = delete_jobs_and_pods(client, name).await;
     let api: Api<Namespace> = Api::all(client.clone());
     let _ = api.delete(name, &DeleteParams::default()).await;
     let start = Instant::now();
@@ -1109,17 +1113,16 @@ fn sample(metrics: &str, name: &str) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
-/// The operator's API requests by `verb resource`, from its `/metrics`.
-fn kube_requests(metrics_addr: &str) -> BTreeMap<String, f64> {
-    by_request(&scrape(metrics_addr), "tributary_kube_requests_total")
+/// The operator's API requests by `verb resource`, from a scrape of its `/metrics`.
+fn kube_requests(metrics: &str) -> BTreeMap<String, f64> {
+    by_request(metrics, "tributary_kube_requests_total")
 }
 
 /// Total seconds and count of the operator's API requests by `verb resource`.
-fn kube_request_seconds(metrics_addr: &str) -> (BTreeMap<String, f64>, BTreeMap<String, f64>) {
-    let body = scrape(metrics_addr);
+fn kube_request_seconds(metrics: &str) -> (BTreeMap<String, f64>, BTreeMap<String, f64>) {
     (
-        by_request(&body, "tributary_kube_request_duration_seconds_sum"),
-        by_request(&body, "tributary_kube_request_duration_seconds_count"),
+        by_request(metrics, "tributary_kube_request_duration_seconds_sum"),
+        by_request(metrics, "tributary_kube_request_duration_seconds_count"),
     )
 }
 
@@ -1447,32 +1450,32 @@ async fn bench(client: Client, namespaces: Namespaces, scale: Scale) {
     // Per-Job costs count the Jobs that appear from here on, the server's CPU sampled at once
     // (the request counts a few milliseconds later: they may miss a request or two).
     let window_jobs = rest * tasks - appeared(&seen, "load");
-    let server_cpu = ServerCpu::new();
-    let operator_cpu_before = cpu_seconds(pid.load(Ordering::Relaxed));
     let shared_cpu_before = shared_cpu(Some(pid.load(Ordering::Relaxed)));
     let server_requests_before = server_requests(&client).await;
-    let (requests_before, seconds_before) = (
-        kube_requests(&metrics_addr),
-        kube_request_seconds(&metrics_addr),
-    );
+    let metrics_before = scrape(&metrics_addr);
     let load_at_start = load_average();
     eprintln!("operator: throughput window open (first Job seen)");
-    let metrics_before = scrape(&metrics_addr);
     let elapsed = wait_succeeded(&succeeded, "load", rest, Duration::from_secs(3600))
         .await
         .max(start.elapsed());
     let pid = pid.load(Ordering::Relaxed);
     let operator_rate = (rest * tasks) as f64 / elapsed.as_secs_f64();
-    let operator_cpu = (cpu_seconds(pid) - operator_cpu_before) / window_jobs as f64 * 1000.0;
-    let server_cpu = server_cpu.ms_per(window_jobs);
     let shared_cpu_per_job =
         cpu_ms_per_job(&shared_cpu(Some(pid)), &shared_cpu_before, window_jobs);
-    let load_requests = diff(&kube_requests(&metrics_addr), &requests_before);
-    let seconds_after = kube_request_seconds(&metrics_addr);
+    let per_job = |what: &str| shared_cpu_per_job.get(what).copied().unwrap_or(f64::NAN);
+    let (operator_cpu, server_cpu) = (per_job("operator"), per_job(API_SERVER));
+    let final_metrics = scrape(&metrics_addr);
+    let load_requests = diff(
+        &kube_requests(&final_metrics),
+        &kube_requests(&metrics_before),
+    );
+    let (seconds_after, seconds_before) = (
+        kube_request_seconds(&final_metrics),
+        kube_request_seconds(&metrics_before),
+    );
     let request_seconds = diff(&seconds_after.0, &seconds_before.0);
     let request_counts = diff(&seconds_after.1, &seconds_before.1);
     let all_requests = diff(&server_requests(&client).await, &server_requests_before);
-    let final_metrics = scrape(&metrics_addr);
     print_timeline("operator", &seen.lock().unwrap(), "load", start);
     let rss_after_load = rss_kib(pid, "VmRSS:");
     let load_at_end = load_average();

@@ -47,9 +47,7 @@ struct MetaWire {
     namespace: Option<String>,
     uid: Option<String>,
     resource_version: Option<String>,
-    #[serde(default)]
     labels: Option<BTreeMap<String, String>>,
-    #[serde(default)]
     owner_references: Option<Vec<OwnerWire>>,
 }
 
@@ -58,7 +56,6 @@ struct OwnerWire {
     kind: String,
     name: String,
     uid: String,
-    #[serde(default)]
     controller: Option<bool>,
 }
 

@@ -62,11 +62,13 @@ impl Recent {
         self.noted.remove(key)
     }
 
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.noted.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
         self.noted.is_empty()
     }
 

@@ -78,7 +78,7 @@ impl Default for Memory {
         Memory {
             written: HashMap::new(),
             results: HashMap::new(),
-            finished_seen: Recent::new(Duration::from_secs(60), 5_000),
+            finished_seen: Recent::new(FINISHED_MEMORY, 5_000),
             created: Recent::new(CREATED_MEMORY, 10_000),
         }
     }
@@ -86,6 +86,9 @@ impl Default for Memory {
 
 /// How long a created Job counts as created although the watch does not show it yet.
 const CREATED_MEMORY: Duration = Duration::from_secs(30);
+/// How long a Job's first sighting as finished is kept (the dispatch latency reads it within
+/// seconds).
+const FINISHED_MEMORY: Duration = Duration::from_secs(60);
 
 /// A status as applied: the object's uid, the resourceVersion the write produced, and the
 /// status as compact JSON (a `serde_json::Value` of it would take several times the space).
