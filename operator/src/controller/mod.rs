@@ -691,10 +691,7 @@ async fn apply_status<K>(
     action: &'static str,
 ) -> Result<Option<String>>
 where
-    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug,
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
 {
     #[derive(serde::Serialize)]
     struct StatusApply<'a, S> {
@@ -713,14 +710,25 @@ where
         what: "status",
         source,
     })?;
-    let api: Api<K> = Api::namespaced(client.clone(), namespace);
-    let applied = api
-        .patch_status(
+    // The object the server sends back is read for its resource version alone: decoding a
+    // whole Pipeline (spec, status, managed fields) would be done only to drop it.
+    #[derive(serde::Deserialize)]
+    struct Written {
+        metadata: WrittenMeta,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct WrittenMeta {
+        resource_version: Option<String>,
+    }
+    let request = kube::core::Request::new(K::url_path(&(), Some(namespace)))
+        .patch_subresource(
+            "status",
             name,
             &kube::api::PatchParams::apply(crate::FIELD_MANAGER).force(),
             &kube::api::Patch::Apply(&body),
         )
-        .await
-        .map_err(Error::kube(action))?;
-    Ok(applied.resource_version())
+        .map_err(|e| Error::kube(action)(kube::Error::BuildRequest(e)))?;
+    let written: Written = client.request(request).await.map_err(Error::kube(action))?;
+    Ok(written.metadata.resource_version)
 }

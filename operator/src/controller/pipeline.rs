@@ -32,10 +32,6 @@ const CONTROLLER: &str = "pipeline";
 /// Job creations (and pod-result reads) one reconcile has in flight at once.
 const CREATES_IN_FLIGHT: usize = 8;
 
-/// When a run start that had to wait tries again at the latest (it is normally woken as soon
-/// as a start frees up or the Job creates drain).
-const START_RETRY: Duration = Duration::from_secs(2);
-
 pub async fn reconcile(pipeline: Arc<Pipeline>, ctx: Arc<Context>) -> Result<Action> {
     let started = Instant::now();
     let labels = ControllerLabels {
@@ -127,10 +123,10 @@ async fn reconcile_inner(pipeline: &Pipeline, ctx: &Arc<Context>) -> Result<Acti
             .start_gate
             .try_admit(&ObjectRef::new(&name).within(&namespace))
         {
-            Some(admission) => Some(admission),
-            None => {
+            Ok(admission) => Some(admission),
+            Err(deferred) => {
                 ctx.metrics.run_starts_deferred.inc();
-                return Ok(Action::requeue(START_RETRY));
+                return Ok(Action::requeue(deferred.retry_after));
             }
         }
     };

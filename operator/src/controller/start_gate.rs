@@ -13,6 +13,7 @@
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use kube::runtime::reflector::ObjectRef;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -22,6 +23,14 @@ use tributary_core::api::Pipeline;
 /// runs start to wait: twice what one reconcile sends at once, so a start is refused only when
 /// several reconciles' creates are queued — the server (or the rate limit) is the bottleneck.
 pub const BUSY_CREATES: usize = 16;
+
+/// The soonest a deferred start tries again by itself, whatever its place in the queue.
+const RETRY_SOONEST: Duration = Duration::from_secs(2);
+/// The latest: if a wake is lost (the woken Pipeline no longer wanted a start, or the trigger
+/// queue was full), a waiting Pipeline is late by at most this much.
+const RETRY_LATEST: Duration = Duration::from_secs(30);
+/// A gap between starts longer than this is an idle spell, not the pace of a busy queue.
+const PACE_GAP_LIMIT: Duration = Duration::from_secs(10);
 
 pub struct StartGate {
     permits: Arc<Semaphore>,
@@ -38,6 +47,39 @@ pub struct StartGate {
 struct Waiting {
     order: VecDeque<ObjectRef<Pipeline>>,
     queued: HashSet<ObjectRef<Pipeline>>,
+    /// When the last start was admitted, and the mean gap between starts while busy.
+    last_admitted: Option<Instant>,
+    mean_gap: Option<Duration>,
+}
+
+/// A start refused for now: the Pipeline waits in the queue and is woken when its turn comes.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Deferred {
+    /// When it should try again by itself in case its wake is lost.
+    pub retry_after: Duration,
+}
+
+/// When a start deferred at `position` in the queue (0: next) retries by itself: about when
+/// its turn is due at the recent pace of starts. A retry every few seconds from each of
+/// hundreds of waiting Pipelines would be hundreds of reconciles a second that admit nothing
+/// (they are woken in order anyway).
+pub fn retry_after(position: usize, mean_gap: Option<Duration>) -> Duration {
+    let due = mean_gap.map_or(RETRY_SOONEST, |gap| {
+        gap.saturating_mul(u32::try_from(position.saturating_add(1)).unwrap_or(u32::MAX))
+    });
+    due.clamp(RETRY_SOONEST, RETRY_LATEST)
+}
+
+impl Waiting {
+    fn note_admitted(&mut self, now: Instant) {
+        if let Some(last) = self.last_admitted.replace(now) {
+            let gap = now - last;
+            if gap <= PACE_GAP_LIMIT {
+                // A moving average over the last dozen or so starts.
+                self.mean_gap = Some(self.mean_gap.map_or(gap, |mean| (mean * 7 + gap) / 8));
+            }
+        }
+    }
 }
 
 /// The right to start a run, held until its first Jobs are created; wakes the next waiting
@@ -45,6 +87,12 @@ struct Waiting {
 pub struct Admission {
     permit: Option<OwnedSemaphorePermit>,
     gate: Arc<StartGate>,
+}
+
+impl std::fmt::Debug for Admission {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Admission")
+    }
 }
 
 impl StartGate {
@@ -62,24 +110,37 @@ impl StartGate {
         })
     }
 
-    /// A start for `pipeline` now, or `None`: it is then queued and reconciled again when
-    /// its turn comes.
-    pub fn try_admit(self: &Arc<Self>, pipeline: &ObjectRef<Pipeline>) -> Option<Admission> {
+    /// A start for `pipeline` now, or `Deferred`: it is then queued and reconciled again
+    /// when its turn comes.
+    pub fn try_admit(
+        self: &Arc<Self>,
+        pipeline: &ObjectRef<Pipeline>,
+    ) -> Result<Admission, Deferred> {
         let mut waiting = self.waiting.lock().expect("start gate lock");
         let busy = self.creates.load(Ordering::Relaxed) >= self.busy_creates;
         if !busy && let Ok(permit) = self.permits.clone().try_acquire_owned() {
             if waiting.queued.remove(pipeline) {
                 waiting.order.retain(|p| p != pipeline);
             }
-            return Some(Admission {
+            waiting.note_admitted(Instant::now());
+            return Ok(Admission {
                 permit: Some(permit),
                 gate: self.clone(),
             });
         }
-        if waiting.queued.insert(pipeline.clone()) {
+        let position = if waiting.queued.insert(pipeline.clone()) {
             waiting.order.push_back(pipeline.clone());
-        }
-        None
+            waiting.order.len() - 1
+        } else {
+            waiting
+                .order
+                .iter()
+                .position(|p| p == pipeline)
+                .unwrap_or(waiting.order.len())
+        };
+        Err(Deferred {
+            retry_after: retry_after(position, waiting.mean_gap),
+        })
     }
 
     /// Counts one Job create in flight until the returned guard is dropped.
@@ -150,9 +211,9 @@ mod tests {
         let (tx, mut rx) = futures::channel::mpsc::channel(16);
         let gate = StartGate::new(1, 16, tx);
         let first = gate.try_admit(&pipeline("a")).expect("a free start");
-        assert!(gate.try_admit(&pipeline("b")).is_none());
-        assert!(gate.try_admit(&pipeline("c")).is_none());
-        assert!(gate.try_admit(&pipeline("b")).is_none(), "asking again");
+        assert!(gate.try_admit(&pipeline("b")).is_err());
+        assert!(gate.try_admit(&pipeline("c")).is_err());
+        assert!(gate.try_admit(&pipeline("b")).is_err(), "asking again");
         assert_eq!(gate.waiting(), 2, "each Pipeline waits once");
 
         drop(first);
@@ -160,7 +221,7 @@ mod tests {
         assert_eq!(woken, pipeline("b"));
         assert_eq!(gate.waiting(), 1, "the woken one left the queue");
         let second = gate.try_admit(&pipeline("b")).expect("b's turn");
-        assert!(gate.try_admit(&pipeline("d")).is_none());
+        assert!(gate.try_admit(&pipeline("d")).is_err());
         drop(second);
         let woken = futures::StreamExt::next(&mut rx).await.unwrap();
         assert_eq!(woken, pipeline("c"));
@@ -176,10 +237,10 @@ mod tests {
         let gate = StartGate::new(4, 2, tx);
         let creates = [gate.creating(), gate.creating()];
         assert!(
-            gate.try_admit(&pipeline("a")).is_none(),
+            gate.try_admit(&pipeline("a")).is_err(),
             "two creates in flight"
         );
-        assert!(gate.try_admit(&pipeline("b")).is_none());
+        assert!(gate.try_admit(&pipeline("b")).is_err());
 
         let [first, second] = creates;
         drop(first);
@@ -193,6 +254,44 @@ mod tests {
         drop(a);
         let woken = futures::StreamExt::next(&mut rx).await.unwrap();
         assert_eq!(woken, pipeline("b"));
-        assert!(gate.try_admit(&pipeline("b")).is_some());
+        assert!(gate.try_admit(&pipeline("b")).is_ok());
+    }
+
+    #[test]
+    fn a_deferred_start_retries_about_when_its_turn_is_due_within_bounds() {
+        let gap = Some(Duration::from_millis(100));
+        assert_eq!(retry_after(0, None), RETRY_SOONEST, "no pace measured yet");
+        assert_eq!(retry_after(3, gap), RETRY_SOONEST, "near the front");
+        assert_eq!(retry_after(99, gap), Duration::from_secs(10));
+        assert_eq!(retry_after(10_000, gap), RETRY_LATEST, "far back");
+        assert_eq!(retry_after(usize::MAX, gap), RETRY_LATEST);
+    }
+
+    #[tokio::test]
+    async fn the_pace_of_starts_sets_when_the_ones_further_back_retry() {
+        let (tx, _rx) = futures::channel::mpsc::channel(16);
+        let gate = StartGate::new(1, 16, tx);
+        for _ in 0..3 {
+            drop(gate.try_admit(&pipeline("a")).expect("a free start"));
+        }
+        let _held = gate.try_admit(&pipeline("a")).expect("a free start");
+        let measured = gate.waiting.lock().unwrap().mean_gap;
+        assert!(
+            measured.is_some_and(|gap| gap < PACE_GAP_LIMIT),
+            "{measured:?}"
+        );
+
+        // One start a second, say: the fourth in line is due in about four seconds.
+        gate.waiting.lock().unwrap().mean_gap = Some(Duration::from_secs(1));
+        for name in ["b", "c", "d"] {
+            assert!(gate.try_admit(&pipeline(name)).is_err());
+        }
+        let fourth = gate.try_admit(&pipeline("e")).unwrap_err();
+        assert_eq!(fourth.retry_after, Duration::from_secs(4));
+        assert_eq!(
+            gate.try_admit(&pipeline("e")).unwrap_err(),
+            fourth,
+            "asking again keeps its place"
+        );
     }
 }
