@@ -59,6 +59,19 @@ struct OwnerWire {
     controller: Option<bool>,
 }
 
+/// An object the server sent back after a write, read for its resource version alone:
+/// decoding a whole Pipeline (spec, status, managed fields) would be done only to drop it.
+#[derive(Deserialize)]
+pub struct Written {
+    metadata: MetaWire,
+}
+
+impl Written {
+    pub fn resource_version(self) -> Option<String> {
+        self.metadata.resource_version
+    }
+}
+
 impl MetaWire {
     /// Identity only: what `kube::Resource::meta` of a cached object answers.
     fn take_identity(&mut self) -> ObjectMeta {

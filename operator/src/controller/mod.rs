@@ -710,17 +710,6 @@ where
         what: "status",
         source,
     })?;
-    // The object the server sends back is read for its resource version alone: decoding a
-    // whole Pipeline (spec, status, managed fields) would be done only to drop it.
-    #[derive(serde::Deserialize)]
-    struct Written {
-        metadata: WrittenMeta,
-    }
-    #[derive(serde::Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct WrittenMeta {
-        resource_version: Option<String>,
-    }
     let request = kube::core::Request::new(K::url_path(&(), Some(namespace)))
         .patch_subresource(
             "status",
@@ -729,6 +718,7 @@ where
             &kube::api::Patch::Apply(&body),
         )
         .map_err(|e| Error::kube(action)(kube::Error::BuildRequest(e)))?;
-    let written: Written = client.request(request).await.map_err(Error::kube(action))?;
-    Ok(written.metadata.resource_version)
+    let written: crate::cached::Written =
+        client.request(request).await.map_err(Error::kube(action))?;
+    Ok(written.resource_version())
 }

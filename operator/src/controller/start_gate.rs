@@ -63,7 +63,7 @@ pub struct Deferred {
 /// its turn is due at the recent pace of starts. A retry every few seconds from each of
 /// hundreds of waiting Pipelines would be hundreds of reconciles a second that admit nothing
 /// (they are woken in order anyway).
-pub fn retry_after(position: usize, mean_gap: Option<Duration>) -> Duration {
+fn retry_after(position: usize, mean_gap: Option<Duration>) -> Duration {
     let due = mean_gap.map_or(RETRY_SOONEST, |gap| {
         gap.saturating_mul(u32::try_from(position.saturating_add(1)).unwrap_or(u32::MAX))
     });
