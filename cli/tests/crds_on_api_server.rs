@@ -6,6 +6,9 @@ use std::process::{Command, Stdio};
 
 use tributary_testkit::stack;
 
+/// Names our group for `kubectl explain`: another CRD (Tekton's, say) may own the kind `Pipeline`.
+const API_VERSION: &str = "--api-version=tributary.dev/v1alpha1";
+
 fn kubectl(kubeconfig: &str, args: &[&str], stdin: Option<&str>) -> (bool, String) {
     let mut child = Command::new("kubectl")
         .args(args)
@@ -72,7 +75,11 @@ fn the_api_server_accepts_the_crds_and_explains_every_field() {
     // Discovery may lag a moment behind Established.
     let mut explained = String::new();
     for _ in 0..30 {
-        let (ok, out) = kubectl(&stack.kubeconfig, &["explain", "pipeline.spec.tasks"], None);
+        let (ok, out) = kubectl(
+            &stack.kubeconfig,
+            &["explain", "pipeline.spec.tasks", API_VERSION],
+            None,
+        );
         explained = out;
         if ok {
             break;
@@ -86,7 +93,11 @@ fn the_api_server_accepts_the_crds_and_explains_every_field() {
     );
     let (ok, out) = kubectl(
         &stack.kubeconfig,
-        &["explain", "datasource.spec.s3.credentialsSecretRef"],
+        &[
+            "explain",
+            "datasource.spec.s3.credentialsSecretRef",
+            API_VERSION,
+        ],
         None,
     );
     assert!(ok && out.contains("accessKeyId"), "{out}");
@@ -182,7 +193,11 @@ spec:
 fn kubectl_get_prints_the_documented_columns() {
     let Some(stack) = stack() else { return };
     install_crds(&stack.kubeconfig);
-    let (ok, out) = kubectl(&stack.kubeconfig, &["get", "pipelines", "-A"], None);
+    let (ok, out) = kubectl(
+        &stack.kubeconfig,
+        &["get", "pipelines.tributary.dev", "-A"],
+        None,
+    );
     assert!(ok, "{out}");
     let (_, table) = kubectl(
         &stack.kubeconfig,

@@ -352,7 +352,7 @@ t_helm_upgrades_crds() {
   expect "$(k get crd pipelines.tributary.dev -o jsonpath='{.metadata.annotations.tributary\.dev/deploy-test}')" "$mark" "CRD annotation after upgrade" || return 1
   expect "$(k get crd pipelines.tributary.dev -o jsonpath='{.metadata.annotations.helm\.sh/resource-policy}')" keep "keep policy" || return 1
   # The served schema is the chart's (the generated one): a field only it knows is accepted.
-  k explain pipeline.spec.suspend >/dev/null || return 1
+  k explain pipeline.spec.suspend --api-version=tributary.dev/v1alpha1 >/dev/null || return 1
   helm upgrade "$REL" "$CHART" --namespace "$REL_NS" --reuse-values --set crds.annotations=null --wait --timeout 2m >/dev/null
 }
 check "helm upgrade upgrades the CRDs (templates, not crds/) and keeps the keep policy" t_helm_upgrades_crds
@@ -483,13 +483,13 @@ t_reconciles_example() {
   local settled='[[ $s == True || $s == False ]]'
   [[ -n ${OPERATOR_PID:-} ]] && settled='[[ -n $s ]]'
   wait_until 300 "every DataSource checked" bash -c \
-    "for d in \$(kubectl -n $WATCHED get datasources -o name); do
+    "for d in \$(kubectl -n $WATCHED get datasources.tributary.dev -o name); do
        s=\$(kubectl -n $WATCHED get \$d -o jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}')
        $settled || exit 1
-     done" || { k -n "$WATCHED" get datasources,jobs,pods -o wide; return 1; }
-  k -n "$WATCHED" get pipelines,datasources,jobs -o wide
+     done" || { k -n "$WATCHED" get datasources.tributary.dev,jobs,pods -o wide; return 1; }
+  k -n "$WATCHED" get pipelines.tributary.dev,datasources.tributary.dev,jobs -o wide
   # The Valid condition is the operator's verdict on the example.
-  expect "$(k -n "$WATCHED" get pipeline retail-elt -o jsonpath='{.status.conditions[?(@.type=="Valid")].status}')" True "Valid" || return 1
+  expect "$(k -n "$WATCHED" get pipelines.tributary.dev retail-elt -o jsonpath='{.status.conditions[?(@.type=="Valid")].status}')" True "Valid" || return 1
   # It created Jobs (task or check) and Events, i.e. used its create rights for real.
   [[ -n $(k -n "$WATCHED" get jobs -o name) ]] || { echo "no Jobs created"; return 1; }
   [[ -n $(k -n "$WATCHED" get events.events.k8s.io -o name) ]] || { echo "no Events published"; return 1; }
@@ -505,19 +505,19 @@ t_argocd_health_live() {
   local bin
   (cd "$ROOT" && cargo build -q -p tributary-deploy-tests --bin argocd-health) || return 1
   bin=${CARGO_TARGET_DIR:-$ROOT/target}/debug/argocd-health
-  k -n "$WATCHED" get pipeline retail-elt -o json > "$WORK/p.json" || return 1
+  k -n "$WATCHED" get pipelines.tributary.dev retail-elt -o json > "$WORK/p.json" || return 1
   local phase want got
   phase=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["status"]["phase"])' "$WORK/p.json")
   case $phase in Running|Pending) want=Progressing ;; Succeeded) want=Healthy ;; *) want=Degraded ;; esac
   got=$("$bin" "$ROOT/manifests/argocd/health/pipeline.lua" < "$WORK/p.json") || return 1
   echo "Pipeline (phase $phase): $got"
   expect "$(echo "$got" | awk '{print $2}')" "$want" "health of the $phase Pipeline" || return 1
-  k -n "$WATCHED" get datasources -o json > "$WORK/ds.json" || return 1
+  k -n "$WATCHED" get datasources.tributary.dev -o json > "$WORK/ds.json" || return 1
   "$bin" "$ROOT/manifests/argocd/health/datasource.lua" < "$WORK/ds.json" > "$WORK/ds.health" || return 1
   cat "$WORK/ds.health"
   local name ready
   while read -r name got _; do
-    ready=$(k -n "$WATCHED" get datasource "$name" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')
+    ready=$(k -n "$WATCHED" get datasources.tributary.dev "$name" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')
     case $ready in True) want=Healthy ;; False) want=Degraded ;; *) want=Progressing ;; esac
     expect "$got" "$want" "health of DataSource $name (Ready=$ready)" || return 1
   done < "$WORK/ds.health"
@@ -529,11 +529,11 @@ t_no_sync_drift() {
   # the schema (so they are in both the desired and the live object), status is a
   # subresource. `kubectl diff` exits 0 only when nothing would change.
   local gen_before gen_after
-  gen_before=$(k -n "$WATCHED" get pipeline retail-elt -o jsonpath='{.metadata.generation}')
+  gen_before=$(k -n "$WATCHED" get pipelines.tributary.dev retail-elt -o jsonpath='{.metadata.generation}')
   example > "$WORK/example.yaml"
   k diff --server-side --field-manager=argocd-controller -f "$WORK/example.yaml" || { echo "kubectl diff found drift"; return 1; }
   apply_example >/dev/null || return 1
-  gen_after=$(k -n "$WATCHED" get pipeline retail-elt -o jsonpath='{.metadata.generation}')
+  gen_after=$(k -n "$WATCHED" get pipelines.tributary.dev retail-elt -o jsonpath='{.metadata.generation}')
   expect "$gen_after" "$gen_before" "generation after re-apply" || return 1
   # Who owns what: the operator only status, through the status subresource.
   local kind

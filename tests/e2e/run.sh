@@ -136,7 +136,7 @@ scenario() {
   kill -0 "${OPERATOR_PIDS[-1]}" || { tail -n 20 "$WORK/operator-$name.log"; return 1; }
 }
 
-pipeline_json() { k -n "$1" get pipeline retail-elt -o json; }
+pipeline_json() { k -n "$1" get pipelines.tributary.dev retail-elt -o json; }
 # task_field NS TASK PYTHON-EXPR: evaluate an expression on the task's status entry `t`.
 task_field() {
   pipeline_json "$1" | python3 -c "
@@ -178,7 +178,7 @@ check "status: 11/11 tasks Succeeded" t_all_tasks_succeeded
 
 t_datasources_ready() {
   local n
-  n=$(k -n "$RETAIL_NS" get datasources -o json | python3 -c '
+  n=$(k -n "$RETAIL_NS" get datasources.tributary.dev -o json | python3 -c '
 import json, sys
 items = json.load(sys.stdin)["items"]
 print(sum(1 for s in items for c in s.get("status", {}).get("conditions", []) if c["type"] == "Ready" and c["status"] == "True"))')
@@ -298,7 +298,7 @@ t_lineage() {
   out=$(task_field "$RETAIL_NS" docs-from-sftp "[i['namespace'] + i['name'] for i in t['lineage']['inputs']]")
   [[ $out == *"sftp://127.0.0.1:2222/procedures/"*".pdf"* ]] || { echo "sftp inputs: $out"; return 1; }
   # The lake DataSource records who wrote and read it.
-  k -n "$RETAIL_NS" get datasource lake -o json | python3 -c '
+  k -n "$RETAIL_NS" get datasources.tributary.dev lake -o json | python3 -c '
 import json, sys
 entries = json.load(sys.stdin)["status"]["lineage"]
 tasks = {e["task"] for e in entries}
@@ -376,7 +376,7 @@ t_wrong_password_task() {
       || { echo "$t: the message does not name the cause"; return 1; }
   done
   # The DataSource's connection check says so too.
-  k -n "$BAD_NS" get datasource warehouse -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' \
+  k -n "$BAD_NS" get datasources.tributary.dev warehouse -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' \
     | grep -x False >/dev/null || { echo "warehouse DataSource is not Ready=False"; return 1; }
 }
 check "wrong passwords: FTP and load tasks Failed at once with messages naming the refused login" t_wrong_password_task
