@@ -27,6 +27,7 @@ pub mod ratelimit;
 pub mod recent;
 pub mod results;
 pub mod server;
+pub mod settle;
 pub mod status_queue;
 pub mod time;
 

@@ -264,6 +264,16 @@ impl Decision {
         }
     }
 
+    /// How long the run it finishes took (start to finish, as its status shows), when it
+    /// finishes one that stays the last run: what the status queue settles later starts by.
+    pub fn finished_run_took(&self) -> Option<std::time::Duration> {
+        if self.runs_finished.is_empty() {
+            return None;
+        }
+        let run = self.status.last_run.as_ref()?;
+        (run.finished_at? - run.started_at).to_std().ok()
+    }
+
     /// Whether carrying it out creates the first Jobs of a new run (which waits for a start:
     /// `--run-start-concurrency`).
     pub fn starts_a_run(&self) -> bool {

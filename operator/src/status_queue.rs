@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use crate::events::TaskStart;
 use crate::recent::Recent;
+use crate::settle::SettleEstimate;
 
 /// The object a status belongs to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,7 +28,8 @@ pub struct Target {
 pub enum Urgency {
     /// At once: a run finished, the phase changed, Jobs are to be deleted.
     Now,
-    /// `SETTLE_INTERVALS` from now, or one spacing when that is longer (under load): a run
+    /// `SETTLE_INTERVALS` from now, longer while recent runs took longer (`crate::settle`,
+    /// up to `MAX_SPACING_INTERVALS`), or one spacing when that is longer still: a run
     /// started. Its first tasks' progress joins the write, and a run over by then is written
     /// once, when it finishes.
     Settle,
@@ -48,6 +50,9 @@ pub struct Submission {
     pub urgency: Urgency,
     /// Tasks it shows started: announced once it (or a newer status) is written.
     pub started: Vec<TaskStart>,
+    /// How long the run it shows finished took, when it finishes one: how long later runs
+    /// settle.
+    pub finished_run_took: Option<Duration>,
 }
 
 /// What the writer of one object does next.
@@ -118,6 +123,7 @@ pub struct StatusQueue {
     slots: HashMap<String, Slot>,
     /// When objects without a slot were last written, while that still spaces a write.
     recent_writes: Recent,
+    settle: SettleEstimate,
     versions: u64,
 }
 
@@ -136,7 +142,8 @@ const PROGRESS_WRITES_PER_SECOND: u32 = 20;
 /// about as much CPU as ten Job creates.
 const SETTLE_INTERVALS: u32 = 3;
 
-/// The spacing of progress grows with load up to this many intervals.
+/// The spacing of progress grows with load up to this many intervals, and so may a starting
+/// run's settling.
 const MAX_SPACING_INTERVALS: u32 = 10;
 
 impl StatusQueue {
@@ -146,6 +153,7 @@ impl StatusQueue {
             interval,
             slots: HashMap::new(),
             recent_writes: Recent::new(interval, RECENT_WRITES_LIMIT),
+            settle: SettleEstimate::new(),
             versions: 0,
         }
     }
@@ -161,12 +169,24 @@ impl StatusQueue {
             deletes,
             urgency,
             started,
+            finished_run_took,
         } = submission;
+        if let Some(took) = finished_run_took {
+            self.settle.record(took, now);
+        }
         let spacing = self.spacing();
+        let settling = match urgency {
+            Urgency::Settle => self.settle.wait(
+                now,
+                self.interval * SETTLE_INTERVALS,
+                self.interval * MAX_SPACING_INTERVALS,
+            ),
+            Urgency::Now | Urgency::Progress => Duration::ZERO,
+        };
         let urgent = urgency == Urgency::Now;
         let due_after = |last_write: Option<Instant>| match (urgency, last_write) {
             (Urgency::Now, _) | (Urgency::Progress, None) => now,
-            (Urgency::Settle, _) => now + spacing.max(self.interval * SETTLE_INTERVALS),
+            (Urgency::Settle, _) => now + spacing.max(settling),
             (Urgency::Progress, Some(at)) => (at + spacing).max(now),
         };
         match self.slots.get_mut(key) {
@@ -311,6 +331,7 @@ mod tests {
             deletes: deletes.iter().map(|d| d.to_string()).collect(),
             urgency,
             started: Vec::new(),
+            finished_run_took: None,
         }
     }
 
@@ -446,6 +467,36 @@ mod tests {
         assert_eq!(&*write.status, "finished");
         queue.written("shop/retail", &write, t2);
         assert_eq!(queue.next("shop/retail", t2), Next::Idle);
+    }
+
+    #[test]
+    fn a_starting_run_settles_as_long_as_most_runs_finished_lately_took() {
+        let mut queue = StatusQueue::new(INTERVAL);
+        let t0 = Instant::now();
+        // Ten other Pipelines' runs finished, each after 6 s.
+        for i in 0..10 {
+            let finished = Submission {
+                finished_run_took: Some(6 * INTERVAL),
+                ..submission(&format!("u{i}"), "finished", &[], Urgency::Now)
+            };
+            let key = format!("shop/p{i}");
+            queue.submit(&key, finished, t0);
+            let Next::Write(write) = queue.next(&key, t0) else {
+                panic!("a finished run is written at once");
+            };
+            queue.written(&key, &write, t0);
+            assert_eq!(queue.next(&key, t0), Next::Idle);
+        }
+        queue.submit(
+            "shop/retail",
+            submission("r", "started", &[], Urgency::Settle),
+            t0,
+        );
+        assert_eq!(
+            queue.next("shop/retail", t0),
+            Next::WaitUntil(t0 + Duration::from_millis(7_500)),
+            "6 s and a quarter: a run as slow as those is over and written once"
+        );
     }
 
     #[test]

@@ -215,6 +215,7 @@ async fn reconcile_inner(pipeline: &Pipeline, ctx: &Arc<Context>) -> Result<Acti
             } else {
                 Vec::new()
             },
+            finished_run_took: decision.finished_run_took(),
         };
         ctx.status_writer.submit(ctx, &object_key, submission);
     }
