@@ -491,7 +491,8 @@ async fn wait_succeeded(
     }
 }
 
-async fn create_pipeline(api: &Api<Pipeline>, name: &str, spec: serde_json::Value) {
+/// Creates Pipeline `name` and returns it as the API server stored it (with its uid).
+async fn create_pipeline(api: &Api<Pipeline>, name: &str, spec: serde_json::Value) -> Pipeline {
     let body = json!({"apiVersion": "tributary.dev/v1alpha1", "kind": "Pipeline",
         "metadata": {"name": name}, "spec": spec});
     api.create(
@@ -499,7 +500,7 @@ async fn create_pipeline(api: &Api<Pipeline>, name: &str, spec: serde_json::Valu
         &serde_json::from_value(body).unwrap(),
     )
     .await
-    .unwrap();
+    .unwrap()
 }
 
 /// How many Jobs whose name starts with `prefix` the stand-in kubelet has seen.
@@ -570,8 +571,7 @@ impl BareJobs {
             .map(|name| {
                 let (api, spec) = (api.clone(), spec.clone());
                 async move {
-                    create_pipeline(&api, &name, spec).await;
-                    let uid = api.get_metadata(&name).await.unwrap().uid().unwrap();
+                    let uid = create_pipeline(&api, &name, spec).await.uid().unwrap();
                     (name, uid)
                 }
             })
@@ -1415,7 +1415,9 @@ async fn bench(client: Client, namespaces: Namespaces, scale: Scale) {
     let (succeeded, _succeeded_watch) = succeeded_watch(api.clone());
     let create = |name: String, spec: serde_json::Value| {
         let api = api.clone();
-        async move { create_pipeline(&api, &name, spec).await }
+        async move {
+            create_pipeline(&api, &name, spec).await;
+        }
     };
 
     // 1. Dispatch latency at `latency_runs` concurrent runs.

@@ -848,12 +848,7 @@ fn a_starting_run_settles_its_progress_is_spaced_and_its_end_is_written_at_once(
     assert!(!progress.starts_a_run());
     assert_eq!(progress.status_urgency(&start.status), Urgency::Progress);
 
-    let jobs = observed_jobs()
-        .succeeded("g1", "a", 1, "2026-01-01T00:00:03Z")
-        .succeeded("g1", "b", 1, "2026-01-01T00:00:04Z")
-        .succeeded("g1", "c", 1, "2026-01-01T00:00:04Z")
-        .succeeded("g1", "d", 1, "2026-01-01T00:00:05Z")
-        .build();
+    let jobs = all_diamond_jobs_succeeded_by_five_seconds();
     let end = decide_for(&p, &jobs, "2026-01-01T00:00:06Z");
     assert_eq!(end.runs_finished, vec![RunPhase::Succeeded]);
     assert_eq!(end.status_urgency(&start.status), Urgency::Now);
@@ -866,16 +861,21 @@ fn a_decision_that_finishes_a_run_tells_how_long_the_run_took() {
     assert_eq!(start.finished_run_took(), None);
 
     let p = a_pipeline().diamond().with_status(after(&start)).build();
-    let jobs = observed_jobs()
-        .succeeded("g1", "a", 1, "2026-01-01T00:00:03Z")
-        .succeeded("g1", "b", 1, "2026-01-01T00:00:04Z")
-        .succeeded("g1", "c", 1, "2026-01-01T00:00:04Z")
-        .succeeded("g1", "d", 1, "2026-01-01T00:00:05Z")
-        .build();
+    let jobs = all_diamond_jobs_succeeded_by_five_seconds();
     let end = decide_for(&p, &jobs, "2026-01-01T00:00:06Z");
     assert_eq!(end.runs_finished, vec![RunPhase::Succeeded]);
     assert_eq!(
         end.finished_run_took(),
         Some(std::time::Duration::from_secs(6))
     );
+}
+
+/// The diamond's four Jobs of run g1, all succeeded by 00:00:05.
+fn all_diamond_jobs_succeeded_by_five_seconds() -> BTreeMap<String, ObservedAttempt> {
+    observed_jobs()
+        .succeeded("g1", "a", 1, "2026-01-01T00:00:03Z")
+        .succeeded("g1", "b", 1, "2026-01-01T00:00:04Z")
+        .succeeded("g1", "c", 1, "2026-01-01T00:00:04Z")
+        .succeeded("g1", "d", 1, "2026-01-01T00:00:05Z")
+        .build()
 }
