@@ -1437,6 +1437,7 @@ async fn bench(client: Client, namespaces: Namespaces, scale: Scale) {
     // real task's pod alone takes seconds), the runs' starts spread over one task's time.
     // The phase above, with tasks done the instant they appear, keeps the API server
     // saturated, so its latency is mostly the server's queue (the bare DAG driver's too).
+    let paced_cpu_before = shared_cpu(Some(pid.load(Ordering::Relaxed)));
     let paced_start = Instant::now();
     let spread = task_seconds / latency_runs as u32;
     for i in 0..latency_runs {
@@ -1444,6 +1445,16 @@ async fn bench(client: Client, namespaces: Namespaces, scale: Scale) {
         tokio::time::sleep_until((paced_start + spread * (i as u32 + 1)).into()).await;
     }
     wait_succeeded(&succeeded, PACED, latency_runs, Duration::from_secs(900)).await;
+    let paced_cpu = cpu_ms_per_job(
+        &shared_cpu(Some(pid.load(Ordering::Relaxed))),
+        &paced_cpu_before,
+        1,
+    );
+    let paced_seconds = paced_start.elapsed().as_secs_f64();
+    let paced_requests = diff(
+        &kube_requests(&scrape(&metrics_addr)),
+        &kube_requests(&latency_metrics),
+    );
     let paced_names: Vec<String> = (0..latency_runs).map(|i| format!("{PACED}{i}")).collect();
     let paced_dispatched = dispatches(&seen.lock().unwrap(), &layout, &paced_names);
     print_slowest("operator, paced", &paced_dispatched, paced_start);
@@ -1581,6 +1592,19 @@ async fn bench(client: Client, namespaces: Namespaces, scale: Scale) {
         paced.len(),
         percentile(&paced, 50.0) * 1000.0,
         percentile(&paced, 99.0) * 1000.0
+    );
+    // Cores busy: CPU milliseconds over the phase's milliseconds.
+    let busy =
+        |what: &str| paced_cpu.get(what).copied().unwrap_or(f64::NAN) / 1000.0 / paced_seconds;
+    let paced_per_run =
+        |request: &str| paced_requests.get(request).copied().unwrap_or(0.0) / latency_runs as f64;
+    println!(
+        "| - paced phase: cores busy, API server / whole machine (of {}); operator status writes / Events per run | {:.2} / {:.2}; {:.1} / {:.1} | |",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        busy(API_SERVER),
+        busy("whole machine"),
+        paced_per_run("patch pipelines/status"),
+        paced_per_run("create events"),
     );
     println!(
         "| bare DAG driver dispatch latency p50 / p99 ({dag_pipelines} concurrent runs, same end points) | {:.0} / {:.0} ms | |",

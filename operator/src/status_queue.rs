@@ -33,7 +33,8 @@ pub enum Urgency {
     /// started. Its first tasks' progress joins the write, and a run over by then is written
     /// once, when it finishes.
     Settle,
-    /// Mere progress: spaced from the object's previous write (`StatusQueue::spacing`).
+    /// Mere progress: gathered for one interval, and spaced from the object's previous write
+    /// (`StatusQueue::spacing`).
     Progress,
 }
 
@@ -185,7 +186,11 @@ impl StatusQueue {
         };
         let urgent = urgency == Urgency::Now;
         let due_after = |last_write: Option<Instant>| match (urgency, last_write) {
-            (Urgency::Now, _) | (Urgency::Progress, None) => now,
+            (Urgency::Now, _) => now,
+            // Gathered for one interval: the first task of a layer to finish would otherwise
+            // be written alone, and its siblings (and the Jobs started after them) a second
+            // write one interval later.
+            (Urgency::Progress, None) => now + self.interval,
             (Urgency::Settle, _) => now + spacing.max(settling),
             (Urgency::Progress, Some(at)) => (at + spacing).max(now),
         };
@@ -405,6 +410,37 @@ mod tests {
     }
 
     #[test]
+    fn progress_after_a_quiet_spell_is_gathered_for_one_interval_into_one_write() {
+        let mut queue = StatusQueue::new(INTERVAL);
+        let t0 = Instant::now();
+        // A layer's first task finishes; its siblings follow within the interval.
+        assert!(queue.submit(
+            "shop/retail",
+            submission("u1", "a done", &[], Urgency::Progress),
+            t0
+        ));
+        assert_eq!(
+            queue.next("shop/retail", t0),
+            Next::WaitUntil(t0 + INTERVAL)
+        );
+        let t1 = t0 + Duration::from_millis(300);
+        queue.submit(
+            "shop/retail",
+            submission("u1", "a, b done; c started", &[], Urgency::Progress),
+            t1,
+        );
+        assert_eq!(
+            queue.next("shop/retail", t1),
+            Next::WaitUntil(t0 + INTERVAL),
+            "later progress joins the write without putting it off"
+        );
+        let write = expect_write(&mut queue, t0 + INTERVAL);
+        assert_eq!(&*write.status, "a, b done; c started");
+        queue.written("shop/retail", &write, t0 + INTERVAL);
+        assert_eq!(queue.next("shop/retail", t0 + INTERVAL), Next::Idle);
+    }
+
+    #[test]
     fn progress_waits_out_the_interval_after_the_last_write_but_urgent_changes_do_not() {
         let mut queue = StatusQueue::new(INTERVAL);
         let t0 = Instant::now();
@@ -509,14 +545,15 @@ mod tests {
         }
         // 100 objects waiting share 20 progress writes a second: five seconds apart.
         assert_eq!(queue.spacing(), Duration::from_secs(5));
-        let Next::Write(write) = queue.next(&key(0), t0) else {
-            panic!("the first write is due at once");
+        let t1 = t0 + INTERVAL;
+        let Next::Write(write) = queue.next(&key(0), t1) else {
+            panic!("the first write is due once its progress is gathered");
         };
-        queue.written(&key(0), &write, t0);
-        queue.submit(&key(0), submission("u1", "b", &[], Urgency::Progress), t0);
+        queue.written(&key(0), &write, t1);
+        queue.submit(&key(0), submission("u1", "b", &[], Urgency::Progress), t1);
         assert_eq!(
-            queue.next(&key(0), t0),
-            Next::WaitUntil(t0 + Duration::from_secs(5))
+            queue.next(&key(0), t1),
+            Next::WaitUntil(t1 + Duration::from_secs(5))
         );
 
         for i in 100..1000 {
@@ -621,7 +658,7 @@ mod tests {
             t0
         ));
         assert_eq!(queue.latest("shop/retail", "old"), None);
-        let write = expect_write(&mut queue, t0);
+        let write = expect_write(&mut queue, t0 + INTERVAL);
         assert_eq!((&*write.target.uid, &*write.status), ("new", "b"));
         assert!(write.deletes.is_empty());
     }
@@ -655,7 +692,10 @@ mod tests {
             submission("u1", "b", &[], Urgency::Progress),
             t0
         ));
-        // Forgotten means no spacing either: the new object's first write is due at once.
-        assert!(matches!(queue.next("shop/retail", t0), Next::Write(_)));
+        // Forgotten means no spacing either: the new object's progress is only gathered.
+        assert_eq!(
+            queue.next("shop/retail", t0),
+            Next::WaitUntil(t0 + INTERVAL)
+        );
     }
 }

@@ -107,10 +107,12 @@ const POD_RESULTS_LIMIT: usize = 4_096;
 /// asking the API server: under load the watch is a few milliseconds behind.
 const POD_WATCH_GRACE: Duration = Duration::from_millis(250);
 
-/// Least time between two status writes of one Pipeline while its run merely progresses:
-/// a layer of tasks finishing one by one becomes one write instead of one per task, which
-/// matters most for large statuses (a 200-task Pipeline's is ~57 KiB). Jobs are created at
-/// once regardless; a run starting or finishing, or Jobs to delete, are written at once.
+/// Least time between two status writes of one Pipeline while its run merely progresses, and
+/// how long progress after a quiet spell is gathered before it is written: a layer of tasks
+/// finishing one by one (and the Jobs started after it) becomes one write instead of one per
+/// task, which matters most for large statuses (a 200-task Pipeline's is ~57 KiB; a 20-task
+/// one's costs the API server as much CPU as several Job creates). Jobs are created at once
+/// regardless; a run finishing, a phase change, or Jobs to delete are written at once.
 pub const STATUS_WRITE_INTERVAL: Duration = Duration::from_secs(1);
 
 impl Context {
