@@ -4,6 +4,9 @@
 //! first note, which would hide the second task's start behind the first; each Event here is
 //! its own object so every note survives.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::events::v1::Event;
@@ -11,6 +14,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::PostParams;
 use kube::{Api, Client};
+
+use crate::creates::CreatesInFlight;
 
 /// The `reportingController` of every Event the operator publishes.
 pub const REPORTING_CONTROLLER: &str = "tributary.dev/operator";
@@ -126,6 +131,12 @@ fn task_started_event(batch: &[TaskStart], items: &[String]) -> EventNote {
 /// broadcaster does), so a slow API server never makes Events pile up in memory or compete
 /// with Job creation without bound.
 pub const QUEUE: usize = 1024;
+/// Events being published at once. More than the API server needs in flight, because each
+/// may first wait (up to `YIELD_TO_CREATES`) for Job creates to drain: at that bound eight
+/// still publish forty a second (the benchmark's thousand Pipelines ask for about fifteen).
+const WORKERS: usize = 8;
+/// How long an Event waits at most for the Job creates in flight to drain.
+const YIELD_TO_CREATES: Duration = Duration::from_millis(200);
 
 /// Publishes Events as the operator, from a bounded queue drained by a few workers.
 #[derive(Clone)]
@@ -134,18 +145,22 @@ pub struct Publisher {
 }
 
 impl Publisher {
-    /// Starts the workers (needs a Tokio runtime).
-    pub fn new(client: Client, instance: String) -> Publisher {
+    /// Starts the workers (needs a Tokio runtime). Each Event first lets the operator's Job
+    /// creates in flight drain, for at most `YIELD_TO_CREATES`: an Event can wait, a
+    /// dependent task's Job should not (`crate::creates`).
+    pub fn new(client: Client, instance: String, creates: Arc<CreatesInFlight>) -> Publisher {
         let (queue, rx) = tokio::sync::mpsc::channel::<(ObjectReference, EventNote)>(QUEUE);
-        let rx = std::sync::Arc::new(tokio::sync::Mutex::new(rx));
-        for _ in 0..4 {
+        let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        for _ in 0..WORKERS {
             let rx = rx.clone();
             let client = client.clone();
             let instance = instance.clone();
+            let creates = creates.clone();
             tokio::spawn(async move {
                 loop {
                     let next = rx.lock().await.recv().await;
                     let Some((object, event)) = next else { break };
+                    creates.drained(YIELD_TO_CREATES).await;
                     create(&client, &instance, &object, &event).await;
                 }
             });

@@ -12,6 +12,7 @@ pub mod cached;
 pub mod conditions;
 pub mod config;
 pub mod controller;
+pub mod creates;
 pub mod datasource;
 pub mod error;
 pub mod events;

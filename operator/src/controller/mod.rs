@@ -22,6 +22,7 @@ use tributary_core::api::{DataSource, Pipeline};
 use tributary_core::naming::{LABEL_DATASOURCE, LABEL_MANAGED_BY, LABEL_PIPELINE};
 
 use crate::cached::{CachedJob, RunnerPod};
+use crate::creates::CreatesInFlight;
 use crate::error::{Error, Result};
 use crate::events::Publisher;
 use crate::job_index::{IndexedJob, JobIndex};
@@ -472,11 +473,12 @@ pub async fn run(
         progress_tx,
     );
 
+    let creates = Arc::new(CreatesInFlight::default());
     let context = Arc::new(Context {
         client: client.clone(),
         settings: options.settings.clone(),
         metrics: metrics.clone(),
-        events: Publisher::new(client.clone(), options.instance.clone()),
+        events: Publisher::new(client.clone(), options.instance.clone(), creates.clone()),
         task_start_events: options.task_start_events,
         openlineage: options.openlineage.clone().map(|settings| {
             crate::openlineage_client::Sender::new(settings, metrics.openlineage_events.clone())
@@ -488,10 +490,11 @@ pub async fn run(
         check_jobs: check_jobs.clone(),
         pod_results,
         pod_progress,
-        status_writer: status_writer::StatusWriter::new(STATUS_WRITE_INTERVAL),
+        status_writer: status_writer::StatusWriter::new(STATUS_WRITE_INTERVAL, creates.clone()),
         start_gate: start_gate::StartGate::new(
             usize::from(options.run_start_concurrency),
             start_gate::BUSY_CREATES,
+            creates,
             job_triggers_tx.clone(),
         ),
         memory: Mutex::new(Memory::default()),

@@ -11,13 +11,14 @@
 //! every run in flight slower, and a longer run costs more status writes.
 
 use std::collections::{HashSet, VecDeque};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kube::runtime::reflector::ObjectRef;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tributary_core::api::Pipeline;
+
+use crate::creates::CreatesInFlight;
 
 /// Job creates in flight (awaiting the API server, or the client's rate limiter) at which new
 /// runs start to wait: twice what one reconcile sends at once, so a start is refused only when
@@ -35,7 +36,7 @@ const PACE_GAP_LIMIT: Duration = Duration::from_secs(10);
 pub struct StartGate {
     permits: Arc<Semaphore>,
     /// Job creates in flight, of every reconcile.
-    creates: AtomicUsize,
+    creates: Arc<CreatesInFlight>,
     busy_creates: usize,
     waiting: Mutex<Waiting>,
     /// Reconcile requests into the Pipeline controller.
@@ -99,11 +100,12 @@ impl StartGate {
     pub fn new(
         concurrent_starts: usize,
         busy_creates: usize,
+        creates: Arc<CreatesInFlight>,
         triggers: futures::channel::mpsc::Sender<ObjectRef<Pipeline>>,
     ) -> Arc<Self> {
         Arc::new(StartGate {
             permits: Arc::new(Semaphore::new(concurrent_starts.max(1))),
-            creates: AtomicUsize::new(0),
+            creates,
             busy_creates: busy_creates.max(1),
             waiting: Mutex::new(Waiting::default()),
             triggers,
@@ -117,7 +119,7 @@ impl StartGate {
         pipeline: &ObjectRef<Pipeline>,
     ) -> Result<Admission, Deferred> {
         let mut waiting = self.waiting.lock().expect("start gate lock");
-        let busy = self.creates.load(Ordering::Relaxed) >= self.busy_creates;
+        let busy = self.creates.count() >= self.busy_creates;
         if !busy && let Ok(permit) = self.permits.clone().try_acquire_owned() {
             if waiting.queued.remove(pipeline) {
                 waiting.order.retain(|p| p != pipeline);
@@ -145,7 +147,7 @@ impl StartGate {
 
     /// Counts one Job create in flight until the returned guard is dropped.
     pub fn creating(self: &Arc<Self>) -> Creating {
-        self.creates.fetch_add(1, Ordering::Relaxed);
+        self.creates.begin();
         Creating { gate: self.clone() }
     }
 
@@ -182,7 +184,7 @@ pub struct Creating {
 
 impl Drop for Creating {
     fn drop(&mut self) {
-        let before = self.gate.creates.fetch_sub(1, Ordering::Relaxed);
+        let before = self.gate.creates.end();
         // The creates just drained below the mark: a waiting start may go.
         if before == self.gate.busy_creates {
             self.gate.wake_next();
@@ -209,7 +211,7 @@ mod tests {
     #[tokio::test]
     async fn starts_beyond_the_limit_wait_and_are_woken_in_the_order_they_asked() {
         let (tx, mut rx) = futures::channel::mpsc::channel(16);
-        let gate = StartGate::new(1, 16, tx);
+        let gate = StartGate::new(1, 16, Default::default(), tx);
         let first = gate.try_admit(&pipeline("a")).expect("a free start");
         assert!(gate.try_admit(&pipeline("b")).is_err());
         assert!(gate.try_admit(&pipeline("c")).is_err());
@@ -234,7 +236,7 @@ mod tests {
     #[tokio::test]
     async fn while_job_creates_back_up_new_runs_wait_and_go_in_order_once_they_drain() {
         let (tx, mut rx) = futures::channel::mpsc::channel(16);
-        let gate = StartGate::new(4, 2, tx);
+        let gate = StartGate::new(4, 2, Default::default(), tx);
         let creates = [gate.creating(), gate.creating()];
         assert!(
             gate.try_admit(&pipeline("a")).is_err(),
@@ -270,7 +272,7 @@ mod tests {
     #[tokio::test]
     async fn the_pace_of_starts_sets_when_the_ones_further_back_retry() {
         let (tx, _rx) = futures::channel::mpsc::channel(16);
-        let gate = StartGate::new(1, 16, tx);
+        let gate = StartGate::new(1, 16, Default::default(), tx);
         for _ in 0..3 {
             drop(gate.try_admit(&pipeline("a")).expect("a free start"));
         }

@@ -1,6 +1,7 @@
 //! The tasks that write the Pipeline statuses reconciles decided (queued in
 //! `crate::status_queue`): one task per Pipeline with something to write, so writes of one
-//! Pipeline never overlap, and a bound on writes in flight, so they leave room for Job creates.
+//! Pipeline never overlap, and a bound on writes in flight, each of which first lets the Job
+//! creates in flight drain (`crate::creates`, bounded), so they leave room for Job creates.
 //! After a status is written, the tasks it shows started are announced (`TaskStarted`) and
 //! the Jobs it no longer points at are deleted.
 
@@ -17,17 +18,23 @@ use tokio::sync::{Notify, Semaphore};
 use tributary_core::api::Pipeline;
 
 use super::{Context, apply_status};
+use crate::creates::CreatesInFlight;
 use crate::error::{Error, Result};
 use crate::status_queue::{Next, StatusQueue, Submission, Write};
 
 /// Status writes in flight at once, across all Pipelines.
 const WRITES_IN_FLIGHT: usize = 8;
+/// How long a due write waits at most for the operator's Job creates in flight to drain
+/// (`crate::creates`): long enough for a layer's creates on a busy server, short enough
+/// that writes keep flowing while creates never stop.
+const YIELD_TO_CREATES: Duration = Duration::from_millis(500);
 /// How long a failed write (or deletion) waits before it is tried again.
 const RETRY_AFTER: Duration = Duration::from_secs(2);
 
 pub struct StatusWriter {
     state: Mutex<State>,
     permits: Semaphore,
+    creates: Arc<CreatesInFlight>,
 }
 
 struct State {
@@ -37,13 +44,14 @@ struct State {
 }
 
 impl StatusWriter {
-    pub fn new(interval: Duration) -> Self {
+    pub fn new(interval: Duration, creates: Arc<CreatesInFlight>) -> Self {
         StatusWriter {
             state: Mutex::new(State {
                 queue: StatusQueue::new(interval),
                 writers: HashMap::new(),
             }),
             permits: Semaphore::new(WRITES_IN_FLIGHT),
+            creates,
         }
     }
 
@@ -146,6 +154,7 @@ async fn write_pipeline_status(ctx: Arc<Context>, key: String, wake: Arc<Notify>
             Next::Write(write) => write,
         };
         let permit = writer.permits.acquire().await.expect("never closed");
+        writer.creates.drained(YIELD_TO_CREATES).await;
         let outcome = apply(&ctx, &key, &write).await;
         drop(permit);
         match outcome {
