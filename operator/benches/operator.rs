@@ -673,6 +673,51 @@ impl ServerCpu {
     }
 }
 
+/// Samples the API server's cores busy in each second until aborted: where a phase's tail
+/// lines up with the server's peaks.
+fn server_cores_per_second() -> ServerSeconds {
+    let samples = Arc::new(Mutex::new(Vec::<f64>::new()));
+    let task = tokio::spawn({
+        let samples = samples.clone();
+        async move {
+            let Some(pid) = api_server_pid() else { return };
+            let mut last = cpu_seconds(pid);
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let now = cpu_seconds(pid);
+                samples.lock().unwrap().push(now - last);
+                last = now;
+            }
+        }
+    });
+    ServerSeconds { samples, task }
+}
+
+/// The sampler of `server_cores_per_second`.
+struct ServerSeconds {
+    samples: Arc<Mutex<Vec<f64>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ServerSeconds {
+    fn abort(&self) {
+        self.task.abort();
+    }
+
+    /// The samples, one decimal each.
+    async fn await_samples(self) -> String {
+        let _ = self.task.await;
+        let samples = self.samples.lock().unwrap();
+        samples
+            .iter()
+            .map(|c| format!("{c:.1}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
 /// How the CPU table names the API server.
 const API_SERVER: &str = "API server";
 
@@ -1439,6 +1484,7 @@ async fn bench(client: Client, namespaces: Namespaces, scale: Scale) {
     // saturated, so its latency is mostly the server's queue (the bare DAG driver's too).
     let paced_cpu_before = shared_cpu(Some(pid.load(Ordering::Relaxed)));
     let paced_start = Instant::now();
+    let server_per_second = server_cores_per_second();
     let spread = task_seconds / latency_runs as u32;
     for i in 0..latency_runs {
         create(format!("{PACED}{i}"), layout.spec(5)).await;
@@ -1458,6 +1504,12 @@ async fn bench(client: Client, namespaces: Namespaces, scale: Scale) {
     let paced_names: Vec<String> = (0..latency_runs).map(|i| format!("{PACED}{i}")).collect();
     let paced_dispatched = dispatches(&seen.lock().unwrap(), &layout, &paced_names);
     print_slowest("operator, paced", &paced_dispatched, paced_start);
+    print_timeline("operator, paced", &seen.lock().unwrap(), PACED, paced_start);
+    server_per_second.abort();
+    eprintln!(
+        "operator, paced: API server cores busy per second: {}",
+        server_per_second.await_samples().await
+    );
     let paced = latencies(&paced_dispatched);
     let paced_jobs_per_second = (latency_runs * layout.width) as f64 / task_seconds.as_secs_f64();
 
