@@ -33,7 +33,8 @@ pub enum Urgency {
     /// started. Its first tasks' progress joins the write, and a run over by then is written
     /// once, when it finishes.
     Settle,
-    /// Mere progress: gathered for one interval, and spaced from the object's previous write
+    /// Mere progress: gathered until one interval passes without more (at most
+    /// `GATHER_INTERVALS` from the first), and spaced from the object's previous write
     /// (`StatusQueue::spacing`).
     Progress,
 }
@@ -92,6 +93,9 @@ struct Slot {
     last_write: Option<Instant>,
     /// Whether a submission not yet being written was due at once (`Urgency::Now`).
     urgent: bool,
+    /// When the oldest progress not yet written was submitted: a write it waits for, put
+    /// off while more progress follows, goes no later than `GATHER_INTERVALS` after it.
+    gathering_since: Option<Instant>,
 }
 
 impl Slot {
@@ -113,6 +117,7 @@ impl Slot {
             due: now,
             last_write: None,
             urgent: false,
+            gathering_since: None,
         }
     }
 }
@@ -142,6 +147,13 @@ const PROGRESS_WRITES_PER_SECOND: u32 = 20;
 /// written once instead of twice — each write of a 20-task Pipeline costs the API server
 /// about as much CPU as ten Job creates.
 const SETTLE_INTERVALS: u32 = 3;
+
+/// Progress is gathered until one interval passes without more, but for at most this many
+/// intervals from the first: under load a layer's tasks finish over a second or two and
+/// their dependents' Jobs are created a second later, and a write in the middle of that
+/// turnover would be followed by a second one a spacing later (two writes of the whole
+/// status where one shows the same end state).
+const GATHER_INTERVALS: u32 = 3;
 
 /// The spacing of progress grows with load up to this many intervals, and so may a starting
 /// run's settling.
@@ -187,12 +199,12 @@ impl StatusQueue {
         let urgent = urgency == Urgency::Now;
         let due_after = |last_write: Option<Instant>| match (urgency, last_write) {
             (Urgency::Now, _) => now,
-            // Gathered for one interval: the first task of a layer to finish would otherwise
-            // be written alone, and its siblings (and the Jobs started after them) a second
-            // write one interval later.
+            // Gathered for one interval at least (longer while more follows: `submit` on a
+            // slot): the first task of a layer to finish would otherwise be written alone,
+            // and its siblings (and the Jobs started after them) a second write later.
             (Urgency::Progress, None) => now + self.interval,
             (Urgency::Settle, _) => now + spacing.max(settling),
-            (Urgency::Progress, Some(at)) => (at + spacing).max(now),
+            (Urgency::Progress, Some(at)) => (at + spacing).max(now + self.interval),
         };
         match self.slots.get_mut(key) {
             Some(slot) if slot.target.uid == target.uid => {
@@ -201,10 +213,15 @@ impl StatusQueue {
                 slot.deletes.extend(deletes);
                 slot.started.extend(started);
                 // A slot is already due when its spacing, settling or retry allows; only an
-                // urgent status goes sooner.
+                // urgent status goes sooner, and more progress may put a gathering write off.
                 if urgent {
                     slot.due = slot.due.min(now);
                     slot.urgent = true;
+                } else if urgency == Urgency::Progress && !slot.urgent {
+                    let since = *slot.gathering_since.get_or_insert(now);
+                    let gathered =
+                        (now + self.interval).min(since + self.interval * GATHER_INTERVALS);
+                    slot.due = slot.due.max(gathered);
                 }
                 false
             }
@@ -219,6 +236,7 @@ impl StatusQueue {
                 slot.last_write = self.recent_writes.take(key);
                 slot.due = due_after(slot.last_write);
                 slot.urgent = urgent;
+                slot.gathering_since = (urgency == Urgency::Progress).then_some(now);
                 self.slots.insert(key.to_string(), slot);
                 true
             }
@@ -268,6 +286,8 @@ impl StatusQueue {
         }
         slot.written_version = slot.written_version.max(write.version);
         slot.last_write = Some(now);
+        // Progress decided while the write was in flight gathers from now on.
+        slot.gathering_since = (slot.written_version < slot.version).then_some(now);
         if !slot.urgent {
             // Progress decided from now on (or while the write was in flight) is spaced from
             // this write; an urgent decision made meanwhile is already due.
@@ -410,10 +430,10 @@ mod tests {
     }
 
     #[test]
-    fn progress_after_a_quiet_spell_is_gathered_for_one_interval_into_one_write() {
+    fn progress_is_gathered_until_an_interval_passes_without_more_into_one_write() {
         let mut queue = StatusQueue::new(INTERVAL);
         let t0 = Instant::now();
-        // A layer's first task finishes; its siblings follow within the interval.
+        // A layer's first task finishes; its siblings follow, then their dependents start.
         assert!(queue.submit(
             "shop/retail",
             submission("u1", "a done", &[], Urgency::Progress),
@@ -423,21 +443,80 @@ mod tests {
             queue.next("shop/retail", t0),
             Next::WaitUntil(t0 + INTERVAL)
         );
-        let t1 = t0 + Duration::from_millis(300);
+        let t1 = t0 + Duration::from_millis(800);
         queue.submit(
             "shop/retail",
-            submission("u1", "a, b done; c started", &[], Urgency::Progress),
+            submission("u1", "a, b done", &[], Urgency::Progress),
             t1,
         );
         assert_eq!(
             queue.next("shop/retail", t1),
-            Next::WaitUntil(t0 + INTERVAL),
-            "later progress joins the write without putting it off"
+            Next::WaitUntil(t1 + INTERVAL),
+            "more progress puts the write off by an interval"
         );
-        let write = expect_write(&mut queue, t0 + INTERVAL);
+        let t2 = t1 + Duration::from_millis(900);
+        queue.submit(
+            "shop/retail",
+            submission("u1", "a, b done; c started", &[], Urgency::Progress),
+            t2,
+        );
+        let write = expect_write(&mut queue, t2 + INTERVAL);
         assert_eq!(&*write.status, "a, b done; c started");
-        queue.written("shop/retail", &write, t0 + INTERVAL);
-        assert_eq!(queue.next("shop/retail", t0 + INTERVAL), Next::Idle);
+        queue.written("shop/retail", &write, t2 + INTERVAL);
+        assert_eq!(queue.next("shop/retail", t2 + INTERVAL), Next::Idle);
+    }
+
+    #[test]
+    fn progress_that_never_pauses_is_still_written_within_the_gathering_limit() {
+        let mut queue = StatusQueue::new(INTERVAL);
+        let t0 = Instant::now();
+        queue.submit(
+            "shop/retail",
+            submission("u1", "0", &[], Urgency::Progress),
+            t0,
+        );
+        let limit = t0 + INTERVAL * GATHER_INTERVALS;
+        let mut now = t0;
+        for step in 1..=10 {
+            now += Duration::from_millis(500);
+            let status = step.to_string();
+            queue.submit(
+                "shop/retail",
+                submission("u1", &status, &[], Urgency::Progress),
+                now,
+            );
+            match queue.next("shop/retail", now) {
+                Next::WaitUntil(due) => assert!(due <= limit, "due {due:?} past the limit"),
+                Next::Write(write) => {
+                    assert!(now >= limit, "written before the limit without a pause");
+                    assert_eq!(&*write.status, status.as_str());
+                    return;
+                }
+                Next::Idle => panic!("progress is waiting to be written"),
+            }
+        }
+        panic!("progress was never written");
+    }
+
+    #[test]
+    fn progress_after_a_spaced_write_is_still_gathered_for_an_interval() {
+        let mut queue = StatusQueue::new(INTERVAL);
+        let t0 = Instant::now();
+        queue.submit("shop/retail", submission("u1", "a", &[], Urgency::Now), t0);
+        let write = expect_write(&mut queue, t0);
+        queue.written("shop/retail", &write, t0);
+        assert_eq!(queue.next("shop/retail", t0), Next::Idle);
+        // Long after the spacing: the first finish of the next layer still gathers.
+        let t1 = t0 + INTERVAL * 5;
+        assert!(queue.submit(
+            "shop/retail",
+            submission("u1", "b", &[], Urgency::Progress),
+            t1
+        ));
+        assert_eq!(
+            queue.next("shop/retail", t1),
+            Next::WaitUntil(t1 + INTERVAL)
+        );
     }
 
     #[test]
@@ -449,7 +528,8 @@ mod tests {
         queue.written("shop/retail", &write, t0);
         assert_eq!(queue.next("shop/retail", t0), Next::Idle);
 
-        // Progress 100 ms later waits until a second after the write...
+        // Progress 100 ms later waits out a second after the write, and is gathered for a
+        // second of its own, whichever ends later...
         let t1 = t0 + Duration::from_millis(100);
         assert!(queue.submit(
             "shop/retail",
@@ -458,7 +538,7 @@ mod tests {
         ));
         assert_eq!(
             queue.next("shop/retail", t1),
-            Next::WaitUntil(t0 + INTERVAL)
+            Next::WaitUntil((t0 + INTERVAL).max(t1 + INTERVAL))
         );
         // ...unless something urgent comes up meanwhile.
         let t2 = t0 + Duration::from_millis(200);
