@@ -405,6 +405,15 @@ mod tests {
         }
     }
 
+    /// A queue whose one object had status "a" written at `t0`, its writer ended.
+    fn written_once_at(t0: Instant) -> StatusQueue {
+        let mut queue = StatusQueue::new(INTERVAL);
+        queue.submit("shop/retail", submission("u1", "a", &[], Urgency::Now), t0);
+        let write = expect_write(&mut queue, t0);
+        queue.written("shop/retail", &write, t0);
+        assert_eq!(queue.next("shop/retail", t0), Next::Idle);
+        queue
+    }
     #[test]
     fn a_newer_decision_replaces_one_not_yet_written_and_keeps_its_deletions() {
         let mut queue = StatusQueue::new(INTERVAL);
@@ -500,12 +509,8 @@ mod tests {
 
     #[test]
     fn progress_after_a_spaced_write_is_still_gathered_for_an_interval() {
-        let mut queue = StatusQueue::new(INTERVAL);
         let t0 = Instant::now();
-        queue.submit("shop/retail", submission("u1", "a", &[], Urgency::Now), t0);
-        let write = expect_write(&mut queue, t0);
-        queue.written("shop/retail", &write, t0);
-        assert_eq!(queue.next("shop/retail", t0), Next::Idle);
+        let mut queue = written_once_at(t0);
         // Long after the spacing: the first finish of the next layer still gathers.
         let t1 = t0 + INTERVAL * 5;
         assert!(queue.submit(
@@ -521,12 +526,8 @@ mod tests {
 
     #[test]
     fn progress_waits_out_the_interval_after_the_last_write_but_urgent_changes_do_not() {
-        let mut queue = StatusQueue::new(INTERVAL);
         let t0 = Instant::now();
-        queue.submit("shop/retail", submission("u1", "a", &[], Urgency::Now), t0);
-        let write = expect_write(&mut queue, t0);
-        queue.written("shop/retail", &write, t0);
-        assert_eq!(queue.next("shop/retail", t0), Next::Idle);
+        let mut queue = written_once_at(t0);
 
         // Progress 100 ms later waits out a second after the write, and is gathered for a
         // second of its own, whichever ends later...
@@ -745,11 +746,8 @@ mod tests {
 
     #[test]
     fn a_stopping_operator_writes_spaced_progress_at_once() {
-        let mut queue = StatusQueue::new(INTERVAL);
         let t0 = Instant::now();
-        queue.submit("shop/retail", submission("u1", "a", &[], Urgency::Now), t0);
-        let write = expect_write(&mut queue, t0);
-        queue.written("shop/retail", &write, t0);
+        let mut queue = written_once_at(t0);
         queue.submit(
             "shop/retail",
             submission("u1", "b", &[], Urgency::Progress),
