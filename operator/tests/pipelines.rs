@@ -80,13 +80,8 @@ async fn a_diamond_dag_runs_in_dag_order_and_reports_status_lineage_and_events_w
     h.wait_job("diamond-g1-b-1").await;
     h.wait_job("diamond-g1-c-1").await;
     h.succeed("diamond-g1-b-1", 20).await;
+    // A second for a wrongly started d to show; the status wait below usually adds more.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert!(
-        !h.job_names("diamond")
-            .await
-            .contains(&"diamond-g1-d-1".to_string()),
-        "d must wait for c"
-    );
     // A run's start and its progress are written after a settling wait (3 s, up to 10 s
     // under load: docs/operator.md), so the status is awaited rather than read at once.
     h.wait_pipeline_for(
@@ -105,7 +100,7 @@ async fn a_diamond_dag_runs_in_dag_order_and_reports_status_lineage_and_events_w
         !h.job_names("diamond")
             .await
             .contains(&"diamond-g1-d-1".to_string()),
-        "d must still wait for c"
+        "d must wait for c"
     );
     h.succeed("diamond-g1-c-1", 30).await;
     h.wait_job("diamond-g1-d-1").await;
